@@ -1,0 +1,62 @@
+/* cmd_infer.c - commands for inference commands on the engine. */
+#include "cli/cli.h"
+
+const char usage_embed[] =
+    "Usage: mcli embed --model DIR [--pooling cls|mean|none] [--normalize] [--json] TEXT...\n";
+
+int cmd_embed(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_not_implemented("embed");
+}
+
+const char usage_classify[] =
+    "Usage: mcli classify --model DIR [--json] TEXT...\n";
+
+int cmd_classify(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_not_implemented("classify");
+}
+
+const char usage_fill_mask[] =
+    "Usage: mcli fill-mask --model DIR [--top-k 5] [--json] TEXT\n";
+
+int cmd_fill_mask(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_not_implemented("fill-mask");
+}
+
+const char usage_generate[] =
+    "Usage: mcli generate --model DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--greedy] [--stream] [--json] PROMPT\n";
+
+int cmd_generate(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_not_implemented("generate");
+}
+
+const char usage_chat[] =
+    "Usage: mcli chat --model DIR\n";
+
+int cmd_chat(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_not_implemented("chat");
+}
+
+const char usage_bench[] =
+    "Usage: mcli bench [options]\n";
+
+int cmd_bench(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_not_implemented("bench");
+}

@@ -1,0 +1,68 @@
+/* weights.h - the named tensors of one model directory, whatever file format holds them.
+ *
+ * weights_open() finds model.safetensors, a sharded model.safetensors.index.json,
+ * or pytorch_model.bin (torch zip or legacy format; sharded index too) and exposes every
+ * tensor as a contiguous, row-major float32 array: F32 safetensors data is mapped
+ * zero-copy; F16/BF16 and non-contiguous torch views are converted into buffers owned
+ * by the weights set. Nothing in a file is ever executed; every offset is checked.
+ *
+ * Ownership: the mcli_weights owns its mappings and buffers; tensor pointers stay valid
+ * until weights_free(). Thread-safety: immutable after weights_open(); any number of
+ * threads may read it at once.
+ */
+#ifndef MCLI_FORMATS_WEIGHTS_H
+#define MCLI_FORMATS_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/status.h"
+
+#define MCLI_MAX_DIMS 8
+
+typedef enum {
+    MCLI_DT_F32,
+    MCLI_DT_F16,
+    MCLI_DT_BF16,
+    MCLI_DT_F64,
+    MCLI_DT_I64,
+    MCLI_DT_I32,
+    MCLI_DT_I16,
+    MCLI_DT_I8,
+    MCLI_DT_U8,
+    MCLI_DT_BOOL,
+} mcli_dtype;
+
+typedef struct {
+    const char *name;               /* as spelled in the file, e.g. "bert.encoder.layer.0.attention.self.query.weight" */
+    mcli_dtype file_dtype;          /* dtype stored in the file */
+    int ndim;
+    int64_t shape[MCLI_MAX_DIMS];
+    size_t numel;
+    const float *data;              /* contiguous row-major float32 view (NULL for non-float tensors) */
+} mcli_tensor;
+
+typedef struct mcli_weights mcli_weights;
+
+/* Opens the weights in directory dir. On success *out owns everything; free with weights_free(). */
+mcli_status weights_open(const char *dir, mcli_weights **out, mcli_err *err) MCLI_MUST_USE;
+
+/* Opens one file (safetensors or pytorch .bin of either format) directly. */
+mcli_status weights_open_file(const char *path, mcli_weights **out, mcli_err *err) MCLI_MUST_USE;
+
+void weights_free(mcli_weights *w);
+
+size_t weights_count(const mcli_weights *w);
+const mcli_tensor *weights_at(const mcli_weights *w, size_t i);
+
+/* Exact-name lookup; NULL if absent. */
+const mcli_tensor *weights_find(const mcli_weights *w, const char *name);
+
+/* Total bytes of float32 tensor data exposed, and a short description of the file format
+ * ("safetensors", "safetensors (3 shards)", "pytorch zip", "pytorch legacy"). */
+size_t weights_bytes(const mcli_weights *w);
+const char *weights_format(const mcli_weights *w);
+
+const char *mcli_dtype_name(mcli_dtype dt);
+
+#endif
