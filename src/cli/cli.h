@@ -3,8 +3,9 @@
  * Each command is `int cmd_NAME(int argc, char **argv)` where argv[0] is the
  * command name; it returns a process exit code (0 ok, 1 failure, 2 usage).
  * Results go to stdout, errors to stderr. Commands live in one file per group:
- *   cmd_model.c   tokenize, inspect                      (formats + tokenizers)
- *   cmd_infer.c   embed, classify, fill-mask, generate, chat, bench (engine)
+ *   cmd_model.c   inspect (formats); cmd_tokenize.c tokenize (tokenizers)
+ *   cmd_infer.c   embed, classify, fill-mask, bench (engine, encoders)
+ *   cmd_generate.c generate, chat (engine, decoders)
  *   cmd_hub.c     lightweight, lightweight-run, pull, list, remove, sysinfo (hub/store/sys)
  *   cmd_serve.c   serve, and the server half of lightweight / lightweight-run
  *   cmd_service.c start, stop, status, add, add-from-url, update (model service)
@@ -38,6 +39,17 @@ bool cli_wants_help(int argc, char **argv);
 
 /* Prints the usage text of a command to out. */
 void cli_print_command_help(const char *name, FILE *out);
+
+/* Serves the model directories dirs[0..n) over HTTP until SIGINT/SIGTERM (cmd_serve.c).
+ * Used by `serve`, `lightweight --start-server` and `lightweight-run`. Returns an exit code. */
+typedef struct {
+    const char *const *model_dirs;
+    size_t n_models;
+    const char *host;      /* default "127.0.0.1" */
+    int port;              /* default 8080 */
+    const char *models_dir;/* the models directory (for /api/pull, /api/tags, /api/delete); may be NULL */
+} cli_serve_opts;
+int cli_serve_models(const cli_serve_opts *opts);
 
 /* Commands (see the group files above). */
 int cmd_tokenize(int argc, char **argv);

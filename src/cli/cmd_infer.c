@@ -1,4 +1,4 @@
-/* cmd_infer.c - commands for inference commands on the engine. */
+/* cmd_infer.c - commands for encoder inference commands (embed, classify, fill-mask) and bench. */
 #include "cli/cli.h"
 
 const char usage_embed[] =
@@ -31,25 +31,7 @@ int cmd_fill_mask(int argc, char **argv)
     return cli_not_implemented("fill-mask");
 }
 
-const char usage_generate[] =
-    "Usage: mcli generate --model DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--greedy] [--stream] [--json] PROMPT\n";
 
-int cmd_generate(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return cli_not_implemented("generate");
-}
-
-const char usage_chat[] =
-    "Usage: mcli chat --model DIR\n";
-
-int cmd_chat(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return cli_not_implemented("chat");
-}
 
 const char usage_bench[] =
     "Usage: mcli bench [options]\n";

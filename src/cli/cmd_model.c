@@ -1,4 +1,4 @@
-/* cmd_model.c - commands for reading model files and tokenizers. */
+/* cmd_model.c - commands for inspecting model directories. */
 #include "cli/cli.h"
 
 const char usage_inspect[] =
@@ -11,12 +11,3 @@ int cmd_inspect(int argc, char **argv)
     return cli_not_implemented("inspect");
 }
 
-const char usage_tokenize[] =
-    "Usage: mcli tokenize --model DIR [--json] TEXT\n";
-
-int cmd_tokenize(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return cli_not_implemented("tokenize");
-}

@@ -65,4 +65,15 @@ const char *weights_format(const mcli_weights *w);
 
 const char *mcli_dtype_name(mcli_dtype dt);
 
+/* Parameter names as real checkpoints spell them. `canonical` is transformers' name without
+ * the base-model prefix, e.g. "embeddings.word_embeddings.weight",
+ * "encoder.layer.3.attention.output.LayerNorm.weight" (BERT), "transformer.layer.0.ffn.lin1.weight"
+ * -> canonical "transformer.layer.0.ffn.lin1.weight" (DistilBERT keeps its inner "transformer."),
+ * "h.0.attn.c_attn.weight" (GPT-2); heads keep their own names: "classifier.weight",
+ * "pre_classifier.weight", "pooler.dense.weight", "cls.predictions.transform.dense.weight",
+ * "vocab_transform.weight", "lm_head.weight". Tries the name as is, with the architecture's
+ * prefix ("bert.", "distilbert.", "transformer."), and old "LayerNorm.gamma"/".beta" spellings.
+ * arch_prefix is e.g. "bert". Returns NULL if absent (tied weights are the engine's concern). */
+const mcli_tensor *weights_lookup(const mcli_weights *w, const char *arch_prefix, const char *canonical);
+
 #endif
