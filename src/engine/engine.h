@@ -101,4 +101,51 @@ mcli_status engine_generate(const mcli_model *m, const int32_t *prompt, size_t n
                             const mcli_gen_params *params, mcli_token_cb cb, void *user,
                             mcli_gen_result *out, mcli_err *err) MCLI_MUST_USE;
 
+/* engine_generate's callback contract, in full: called once per sampled token, in order,
+ * with the text that token releases. Text is held back while it could still be the start of
+ * a stop string, and a stop string is never released. The EOS token (which ends the
+ * generation and is not part of mcli_gen_result.ids) also gets a call, carrying whatever
+ * text was still held back (often empty). The concatenated pieces equal result.text. */
+
+/* ---- step API: one generation state per sequence, several advanced per step ----
+ *
+ *   engine_gen_new ---> NEW --step: prefill + sample--> RUNNING --step: forward + sample--> ...
+ *                                                       |  EOS / stop string / length / cancel
+ *                                                       v
+ *                                                     DONE --engine_gen_result--> result
+ *
+ * engine_gen_step(gens, n) advances every unfinished gen by one token: prompts of new gens
+ * are prefilled (one batched pass each), then the tokens sampled at the previous step are
+ * run in ONE forward pass over all the sequences (the weights are read once per step, not
+ * once per sequence), then one token is sampled per gen. Up to 64 gens per call.
+ * Ownership: a mcli_gen belongs to the caller (engine_gen_free); it keeps a pointer to the
+ * model, which must outlive it, and copies the prompt and params (stop strings included).
+ * Thread-safety: a gen may be used by one thread at a time; different threads may step
+ * different gens of one model concurrently. */
+typedef struct mcli_gen mcli_gen;
+
+/* Validates params and the prompt (non-empty, < n_positions tokens) and allocates the KV
+ * cache for min(n_positions, n_prompt + max_new_tokens) positions. Nothing runs yet. */
+mcli_status engine_gen_new(const mcli_model *m, const int32_t *prompt, size_t n_prompt,
+                           const mcli_gen_params *params, mcli_gen **out, mcli_err *err) MCLI_MUST_USE;
+/* gens: distinct states of the same model; finished ones are skipped. On error every gen
+ * is left as it was before the call's failing stage; the error names what failed. */
+mcli_status engine_gen_step(mcli_gen *const *gens, size_t n, mcli_err *err) MCLI_MUST_USE;
+bool engine_gen_done(const mcli_gen *g);
+/* The token sampled by the last step and the text it released (valid until the next call
+ * on g). Returns false if the last step sampled nothing for g. */
+bool engine_gen_last(const mcli_gen *g, int32_t *id, const char **piece, size_t *piece_len);
+/* Ends g with finish_reason "cancelled" (keeps what was generated). */
+void engine_gen_cancel(mcli_gen *g);
+/* Moves the ids and text generated so far into *out (g may be freed afterwards). */
+mcli_status engine_gen_result(mcli_gen *g, mcli_gen_result *out, mcli_err *err) MCLI_MUST_USE;
+void engine_gen_free(mcli_gen *g);
+
+/* DialoGPT-style chat prompt: turns[0..n_turns) (oldest first, user and bot alternating,
+ * UTF-8, NUL-terminated) each followed by the EOS token. Whole turns are dropped from the
+ * left until the prompt fits n_positions - max_new_tokens; if the newest turn alone does
+ * not fit, only its last tokens are kept. *ids is malloc'ed for the caller (free()). */
+mcli_status engine_chat_prompt(const mcli_model *m, const char *const *turns, size_t n_turns, int max_new_tokens,
+                               int32_t **ids, size_t *n, mcli_err *err) MCLI_MUST_USE;
+
 #endif

@@ -1,0 +1,525 @@
+/* kernels_decode.c - see kernels_decode.h. AVX2+FMA paths with plain C fallbacks. */
+#include "engine/kernels_decode.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define KD_AVX2 1
+#else
+#define KD_AVX2 0
+#endif
+
+/* ------------------------------------------------------------------------------------------
+ * Thread pool
+ *
+ *   caller: lock run_lock -> publish job, gen++ (under mu) + broadcast -> run slice 0
+ *           -> spin until pending == 0 -> unlock run_lock
+ *   worker: spin on gen (KD_SPIN rounds) -> else sleep on cond -> run slice ith -> pending--
+ *
+ * Workers spin briefly after a job because a decoding step issues ~50 jobs back to back;
+ * sleeping between them would cost a futex wake-up each time.
+ * ------------------------------------------------------------------------------------------ */
+#define KD_SPIN 200000
+
+typedef struct kd_worker {
+    kd_pool *pool;
+    int ith;
+    pthread_t tid;
+} kd_worker;
+
+struct kd_pool {
+    int nth;
+    kd_worker *workers;          /* [nth - 1] */
+    int n_started;
+    pthread_mutex_t run_lock;    /* serialises kd_pool_run callers */
+    pthread_mutex_t mu;          /* guards sleeping on cond */
+    pthread_cond_t cond;
+    atomic_uint gen;             /* job generation; bumped once per job */
+    atomic_int pending;          /* workers still running the current job */
+    atomic_int quit;
+    kd_task_fn fn;
+    void *ctx;
+};
+
+static inline void kd_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void *kd_worker_main(void *arg)
+{
+    kd_worker *w = arg;
+    kd_pool *p = w->pool;
+    unsigned seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+    for (;;) {
+        unsigned g = seen;
+        for (int i = 0; i < KD_SPIN; i++) {
+            g = atomic_load_explicit(&p->gen, memory_order_acquire);
+            if (g != seen || atomic_load_explicit(&p->quit, memory_order_relaxed))
+                break;
+            kd_relax();
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
+                   !atomic_load_explicit(&p->quit, memory_order_relaxed))
+                pthread_cond_wait(&p->cond, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load_explicit(&p->quit, memory_order_acquire))
+            break;
+        seen = g;
+        p->fn(p->ctx, w->ith, p->nth);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+    }
+    return NULL;
+}
+
+int kd_cpus_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    return 1;
+}
+
+mcli_status kd_pool_new(int n_threads, kd_pool **out, mcli_err *err)
+{
+    *out = NULL;
+    if (n_threads <= 0)
+        n_threads = kd_cpus_available();
+    if (n_threads > 256)
+        n_threads = 256;
+    kd_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return mcli_fail(err, MCLI_ERR_NOMEM, "thread pool: out of memory");
+    p->nth = n_threads;
+    pthread_mutex_init(&p->run_lock, NULL);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->quit, 0);
+    if (n_threads > 1) {
+        p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
+        if (!p->workers) {
+            kd_pool_free(p);
+            return mcli_fail(err, MCLI_ERR_NOMEM, "thread pool: out of memory");
+        }
+        for (int i = 0; i < n_threads - 1; i++) {
+            p->workers[i].pool = p;
+            p->workers[i].ith = i + 1;
+            if (pthread_create(&p->workers[i].tid, NULL, kd_worker_main, &p->workers[i]) != 0) {
+                kd_pool_free(p);
+                return mcli_fail(err, MCLI_ERR_NOMEM, "thread pool: cannot start thread %d of %d", i + 2,
+                                 n_threads);
+            }
+            p->n_started++;
+        }
+    }
+    *out = p;
+    return MCLI_OK;
+}
+
+void kd_pool_free(kd_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->quit, 1);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_started; i++)
+        pthread_join(p->workers[i].tid, NULL);
+    free(p->workers);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->run_lock);
+    free(p);
+}
+
+int kd_pool_threads(const kd_pool *p) { return p ? p->nth : 1; }
+
+void kd_pool_run(kd_pool *p, kd_task_fn fn, void *ctx)
+{
+    if (!p || p->nth <= 1 || p->n_started != p->nth - 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&p->run_lock);
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->pending, p->nth - 1, memory_order_relaxed);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    fn(ctx, 0, p->nth);
+    unsigned spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+        kd_relax();
+        if (++spins > (1u << 20)) {
+            sched_yield();
+            spins = 0;
+        }
+    }
+    pthread_mutex_unlock(&p->run_lock);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Vector helpers
+ * ------------------------------------------------------------------------------------------ */
+#if KD_AVX2
+static inline float hsum256(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v);
+    __m128 hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    __m128 sh = _mm_movehdup_ps(lo);
+    lo = _mm_add_ps(lo, sh);
+    sh = _mm_movehl_ps(sh, lo);
+    lo = _mm_add_ss(lo, sh);
+    return _mm_cvtss_f32(lo);
+}
+
+static inline float hmax256(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* e^x, relative error ~2e-7 on [-87, 88]; clamps outside (so exp(-inf) -> ~1e-38, not 0). */
+static inline __m256 exp256(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 q = _mm256_set1_ps(1.0f / 5040.0f);
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 720.0f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 120.0f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 24.0f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 6.0f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(0.5f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f));
+    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(q, _mm256_castsi256_ps(e));
+}
+#endif
+
+float kd_dot(const float *a, const float *b, int n)
+{
+    int i = 0;
+    float s = 0.0f;
+#if KD_AVX2
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+    s = hsum256(_mm256_add_ps(a0, a1));
+#endif
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+void kd_axpy(float *y, float a, const float *x, int n)
+{
+    int i = 0;
+#if KD_AVX2
+    __m256 va = _mm256_set1_ps(a);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+#endif
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+/* ------------------------------------------------------------------------------------------
+ * y[M,N] (+)= x[M,K] @ W[K,N] + b
+ * Each thread owns a column range [n0,n1) and streams the rows of W through it, four rows
+ * of W (four k) per pass so that y is loaded/stored once per four FMAs. For M > 1 the
+ * columns are cut into tiles so that y's tile and W's four-row tile stay in L1.
+ * ------------------------------------------------------------------------------------------ */
+typedef struct {
+    float *y;
+    size_t ldy;
+    const float *x;
+    size_t ldx;
+    const float *W, *b;
+    int M, K, N, accumulate;
+} kn_job;
+
+static void kn_range(const kn_job *j, int n0, int n1)
+{
+    const int M = j->M, K = j->K, N = j->N;
+    for (int m = 0; m < M; m++) {
+        float *ym = j->y + (size_t)m * j->ldy;
+        if (!j->accumulate) {
+            if (j->b)
+                memcpy(ym + n0, j->b + n0, (size_t)(n1 - n0) * sizeof(float));
+            else
+                memset(ym + n0, 0, (size_t)(n1 - n0) * sizeof(float));
+        } else if (j->b) {
+            for (int n = n0; n < n1; n++)
+                ym[n] += j->b[n];
+        }
+    }
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const float *w0 = j->W + (size_t)k * N, *w1 = w0 + N, *w2 = w1 + N, *w3 = w2 + N;
+        for (int m = 0; m < M; m++) {
+            const float *xm = j->x + (size_t)m * j->ldx + k;
+            float *ym = j->y + (size_t)m * j->ldy;
+            int n = n0;
+#if KD_AVX2
+            __m256 x0 = _mm256_set1_ps(xm[0]), x1 = _mm256_set1_ps(xm[1]);
+            __m256 x2 = _mm256_set1_ps(xm[2]), x3 = _mm256_set1_ps(xm[3]);
+            for (; n + 16 <= n1; n += 16) {
+                __m256 a = _mm256_loadu_ps(ym + n), c = _mm256_loadu_ps(ym + n + 8);
+                a = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w0 + n), a);
+                c = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w0 + n + 8), c);
+                a = _mm256_fmadd_ps(x1, _mm256_loadu_ps(w1 + n), a);
+                c = _mm256_fmadd_ps(x1, _mm256_loadu_ps(w1 + n + 8), c);
+                a = _mm256_fmadd_ps(x2, _mm256_loadu_ps(w2 + n), a);
+                c = _mm256_fmadd_ps(x2, _mm256_loadu_ps(w2 + n + 8), c);
+                a = _mm256_fmadd_ps(x3, _mm256_loadu_ps(w3 + n), a);
+                c = _mm256_fmadd_ps(x3, _mm256_loadu_ps(w3 + n + 8), c);
+                _mm256_storeu_ps(ym + n, a);
+                _mm256_storeu_ps(ym + n + 8, c);
+            }
+#endif
+            for (; n < n1; n++)
+                ym[n] += xm[0] * w0[n] + xm[1] * w1[n] + xm[2] * w2[n] + xm[3] * w3[n];
+        }
+    }
+    for (; k < K; k++) {
+        const float *w0 = j->W + (size_t)k * N;
+        for (int m = 0; m < M; m++) {
+            float xv = j->x[(size_t)m * j->ldx + k];
+            kd_axpy(j->y + (size_t)m * j->ldy + n0, xv, w0 + n0, n1 - n0);
+        }
+    }
+}
+
+static void kn_task(void *ctx, int ith, int nth)
+{
+    const kn_job *j = ctx;
+    int chunk = (j->N + nth - 1) / nth;
+    chunk = (chunk + 15) & ~15;
+    int n0 = ith * chunk, n1 = n0 + chunk;
+    if (n1 > j->N)
+        n1 = j->N;
+    if (n0 >= n1)
+        return;
+    int tile = j->M == 1 ? n1 - n0 : 512;
+    for (int t = n0; t < n1; t += tile)
+        kn_range(j, t, t + tile < n1 ? t + tile : n1);
+}
+
+void kd_matmul_kn(kd_pool *p, float *y, size_t ldy, const float *x, size_t ldx, const float *W,
+                  const float *b, int M, int K, int N, int accumulate)
+{
+    kn_job j = {y, ldy, x, ldx, W, b, M, K, N, accumulate};
+    kd_pool_run(p, kn_task, &j);
+}
+
+void kd_ref_matmul_kn(float *y, size_t ldy, const float *x, size_t ldx, const float *W, const float *b, int M,
+                      int K, int N, int accumulate)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = b ? b[n] : 0.0;
+            for (int k = 0; k < K; k++)
+                s += (double)x[(size_t)m * ldx + k] * W[(size_t)k * N + n];
+            float *yp = &y[(size_t)m * ldy + n];
+            *yp = accumulate ? *yp + (float)s : (float)s;
+        }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * y_m[N] = x[M,K] @ E[N,K]^T: each thread takes a range of rows of E, four rows at a time
+ * (four read streams, eight independent accumulators for M = 1).
+ * ------------------------------------------------------------------------------------------ */
+typedef struct {
+    float *const *y;
+    const float *x;
+    size_t ldx;
+    const float *E;
+    int M, K, N;
+} nk_job;
+
+static void nk_task(void *ctx, int ith, int nth)
+{
+    const nk_job *j = ctx;
+    const int K = j->K;
+    int chunk = (j->N + nth - 1) / nth;
+    int r0 = ith * chunk, r1 = r0 + chunk;
+    if (r1 > j->N)
+        r1 = j->N;
+    int r = r0;
+#if KD_AVX2
+    if ((K & 7) == 0) {
+        for (; r + 4 <= r1; r += 4) {
+            const float *e0 = j->E + (size_t)r * K, *e1 = e0 + K, *e2 = e1 + K, *e3 = e2 + K;
+            for (int m = 0; m < j->M; m++) {
+                const float *xm = j->x + (size_t)m * j->ldx;
+                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+                __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+                for (int k = 0; k < K; k += 8) {
+                    __m256 xv = _mm256_loadu_ps(xm + k);
+                    a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(e0 + k), a0);
+                    a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(e1 + k), a1);
+                    a2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(e2 + k), a2);
+                    a3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(e3 + k), a3);
+                }
+                float *ym = j->y[m];
+                ym[r] = hsum256(a0);
+                ym[r + 1] = hsum256(a1);
+                ym[r + 2] = hsum256(a2);
+                ym[r + 3] = hsum256(a3);
+            }
+        }
+    }
+#endif
+    for (; r < r1; r++)
+        for (int m = 0; m < j->M; m++)
+            j->y[m][r] = kd_dot(j->x + (size_t)m * j->ldx, j->E + (size_t)r * K, K);
+}
+
+void kd_matmul_nk(kd_pool *p, float *const *y, const float *x, size_t ldx, const float *E, int M, int K, int N)
+{
+    nk_job j = {y, x, ldx, E, M, K, N};
+    kd_pool_run(p, nk_task, &j);
+}
+
+void kd_ref_matmul_nk(float *const *y, const float *x, size_t ldx, const float *E, int M, int K, int N)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = 0.0;
+            for (int k = 0; k < K; k++)
+                s += (double)x[(size_t)m * ldx + k] * E[(size_t)n * K + k];
+            y[m][n] = (float)s;
+        }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Row kernels
+ * ------------------------------------------------------------------------------------------ */
+void kd_layernorm(float *out, const float *x, const float *g, const float *b, int n, float eps)
+{
+    int i = 0;
+    float sum = 0.0f;
+#if KD_AVX2
+    __m256 vs = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8)
+        vs = _mm256_add_ps(vs, _mm256_loadu_ps(x + i));
+    sum = hsum256(vs);
+#endif
+    for (; i < n; i++)
+        sum += x[i];
+    const float mean = sum / (float)n;
+    float var = 0.0f;
+    i = 0;
+#if KD_AVX2
+    __m256 vm = _mm256_set1_ps(mean), vv = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        vv = _mm256_fmadd_ps(d, d, vv);
+    }
+    var = hsum256(vv);
+#endif
+    for (; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    const float rstd = 1.0f / sqrtf(var / (float)n + eps);
+    i = 0;
+#if KD_AVX2
+    __m256 vr = _mm256_set1_ps(rstd);
+    for (; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vr);
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(d, _mm256_loadu_ps(g + i), _mm256_loadu_ps(b + i)));
+    }
+#endif
+    for (; i < n; i++)
+        out[i] = (x[i] - mean) * rstd * g[i] + b[i];
+}
+
+/* gelu_new(x) = 0.5 x (1 + tanh(u)) = x * sigmoid(2u) = x / (1 + e^(-2u)),
+ * u = sqrt(2/pi) (x + 0.044715 x^3). */
+void kd_gelu_new(float *x, size_t n)
+{
+    size_t i = 0;
+#if KD_AVX2
+    const __m256 c0 = _mm256_set1_ps(-2.0f * 0.7978845608028654f);
+    const __m256 c1 = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
+        __m256 u = _mm256_mul_ps(c0, _mm256_fmadd_ps(c1, v3, v));
+        _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, exp256(u))));
+    }
+#endif
+    for (; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void kd_ref_gelu_new(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i];
+        x[i] = (float)(0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
+    }
+}
+
+void kd_softmax(float *x, int n)
+{
+    int i = 0;
+    float mx = -INFINITY;
+#if KD_AVX2
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8)
+        vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    mx = hmax256(vm);
+#endif
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    float sum = 0.0f;
+    i = 0;
+#if KD_AVX2
+    __m256 vmx = _mm256_set1_ps(mx), vs = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
+        _mm256_storeu_ps(x + i, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    sum = hsum256(vs);
+#endif
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = 1.0f / sum;
+    for (i = 0; i < n; i++)
+        x[i] *= inv;
+}

@@ -1,0 +1,77 @@
+/* kernels_decode.h - the decoder's hot kernels: a persistent thread pool, small-M matrix
+ * products that read each weight once (GEMV-like, for single-token steps and batched
+ * steps of a few sequences), layer norm, gelu_new, softmax and attention dot products.
+ *
+ * Why not OpenBLAS for these: with M = 1..8 rows, a GPT-2 step is bound by reading the
+ * weights (~500 MB/token for GPT-2 small fp32); cblas_sgemv/sgemm at M=1 do not reach the
+ * memory bandwidth on this machine, while a row-streaming kernel split over a persistent
+ * pool does. Large-M (prompt) products still go through cblas_sgemm in gpt2.c.
+ *
+ * Every kernel has a plain reference version (kd_ref_*) that the tests compare against.
+ * Layouts are row-major; shapes are stated per function as (rows, cols).
+ *
+ * Ownership: kd_pool_new returns a pool owned by the caller (kd_pool_free). Kernels take
+ * caller-owned buffers and allocate nothing.
+ * Thread-safety: kd_pool_run may be called from any number of threads at once; calls are
+ * serialised (each job uses every pool thread). Kernels are reentrant.
+ */
+#ifndef MCLI_ENGINE_KERNELS_DECODE_H
+#define MCLI_ENGINE_KERNELS_DECODE_H
+
+#include <stddef.h>
+
+#include "util/status.h"
+
+/* ---- thread pool ---- */
+typedef struct kd_pool kd_pool;
+
+/* A job slice: thread ith of nth (0 <= ith < nth). */
+typedef void (*kd_task_fn)(void *ctx, int ith, int nth);
+
+/* n_threads <= 0 means the CPUs available to the process. The caller's thread counts as
+ * one of them: n_threads - 1 workers are started. */
+mcli_status kd_pool_new(int n_threads, kd_pool **out, mcli_err *err) MCLI_MUST_USE;
+void kd_pool_free(kd_pool *p);
+int kd_pool_threads(const kd_pool *p);
+/* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (i = 0 on the caller's) and
+ * returns when all are done. p may be NULL: runs fn(ctx, 0, 1) inline. */
+void kd_pool_run(kd_pool *p, kd_task_fn fn, void *ctx);
+
+/* The CPUs this process may run on (sched_getaffinity), at least 1. */
+int kd_cpus_available(void);
+
+/* ---- matrix products (weights read once for all M rows) ---- */
+
+/* y[M,N] (+)= x[M,K] @ W[K,N] + b[N]   (W row-major [in, out], as GPT-2's Conv1D stores it)
+ * b may be NULL; accumulate != 0 adds to y (residual connections), else overwrites.
+ * ldx/ldy are the row strides of x and y. Split over columns of the pool. */
+void kd_matmul_kn(kd_pool *p, float *y, size_t ldy, const float *x, size_t ldx, const float *W,
+                  const float *b, int M, int K, int N, int accumulate);
+
+/* y_m[N] = x[M,K] @ E[N,K]^T  for m in [0,M): one output row pointer per input row
+ * (E row-major [out, in], e.g. the tied LM head = wte [vocab, n_embd]). Split over rows of E. */
+void kd_matmul_nk(kd_pool *p, float *const *y, const float *x, size_t ldx, const float *E, int M, int K, int N);
+
+/* Plain single-threaded references of the two products (tests). */
+void kd_ref_matmul_kn(float *y, size_t ldy, const float *x, size_t ldx, const float *W, const float *b, int M,
+                      int K, int N, int accumulate);
+void kd_ref_matmul_nk(float *const *y, const float *x, size_t ldx, const float *E, int M, int K, int N);
+
+/* ---- element-wise and row kernels (single thread) ---- */
+
+/* out[n] = (x - mean) / sqrt(var + eps) * g + b, var biased, as torch.nn.LayerNorm. */
+void kd_layernorm(float *out, const float *x, const float *g, const float *b, int n, float eps);
+
+/* x[n] = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (transformers' gelu_new), in place. */
+void kd_gelu_new(float *x, size_t n);
+void kd_ref_gelu_new(float *x, size_t n);
+
+/* x[n] = softmax(x) in place; returns nothing, x must have n >= 1. */
+void kd_softmax(float *x, int n);
+
+/* dot(a[n], b[n]) */
+float kd_dot(const float *a, const float *b, int n);
+/* y[n] += a * x[n] */
+void kd_axpy(float *y, float a, const float *x, int n);
+
+#endif
