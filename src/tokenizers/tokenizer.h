@@ -41,6 +41,9 @@ void tokenizer_free(mcli_tokenizer *t);
 
 mcli_tok_kind tokenizer_kind(const mcli_tokenizer *t);
 size_t tokenizer_vocab_size(const mcli_tokenizer *t);
+/* model_max_length from the tokenizer's config (512 for BERT, 1024 for GPT-2), 0 if unknown.
+ * Added: callers may pass it as mcli_tok_opts.max_length. */
+size_t tokenizer_model_max_length(const mcli_tokenizer *t);
 
 /* Encodes UTF-8 text (len bytes; invalid UTF-8 -> MCLI_ERR_INVALID_ARG); pair may be NULL. */
 mcli_status tokenizer_encode(const mcli_tokenizer *t, const char *text, size_t len, const char *pair,

@@ -1,0 +1,64 @@
+/* tokenizer_impl.h - the tokenizer object, shared by the loaders (tokenizer.c for
+ * vocab.txt / vocab.json + merges.txt, tokenizer_json.c for tokenizer.json). Not a public
+ * contract: callers use tokenizer.h.
+ *
+ * Ownership: everything reachable from mcli_tokenizer is owned by it and freed by
+ * tokenizer_free(). After loading nothing is written except the BPE cache (locked).
+ */
+#ifndef MCLI_TOKENIZERS_TOKENIZER_IMPL_H
+#define MCLI_TOKENIZERS_TOKENIZER_IMPL_H
+
+#include "tokenizers/bpe.h"
+#include "tokenizers/tokenizer.h"
+#include "tokenizers/vocab.h"
+#include "tokenizers/wordpiece.h"
+
+#define TOK_MAX_ADDED 4096               /* added tokens per tokenizer */
+#define TOK_MAX_FILE_BYTES (64u << 20)   /* vocab.txt, vocab.json, merges.txt */
+#define TOK_MAX_JSON_BYTES (128u << 20)  /* tokenizer.json */
+#define TOK_MAX_CONFIG_BYTES (16u << 20) /* tokenizer_config.json & co */
+
+typedef struct {
+    char *content;       /* owned, NUL-terminated */
+    size_t len;
+    int32_t id;
+    bool special;        /* a special token: skipped by decode(skip_special) */
+    bool lstrip, rstrip; /* absorb whitespace on that side when matched in text */
+} added_tok;
+
+struct mcli_tokenizer {
+    mcli_tok_kind kind;
+    tok_vocab *vocab;
+    size_t base_vocab;         /* id range of the model vocabulary before added tokens */
+    wordpiece *wp;             /* kind == WORDPIECE */
+    bpe *bpe;                  /* kind == BPE */
+    wp_opts wpo;               /* options the wordpiece was built with (never_split not kept) */
+    added_tok *added;          /* [n_added], matched in text longest-first at each position */
+    size_t n_added, cap_added;
+    uint8_t added_first[32];   /* bitset of the first bytes of added tokens */
+    uint8_t *is_special;       /* [vocab_id_range] 1 for all_special_ids */
+    mcli_special_ids sp;
+    int32_t pp_cls, pp_sep;    /* post-processor ids ([CLS] A [SEP] B [SEP]); -1: none */
+    size_t model_max_length;   /* 0 = unknown / unlimited */
+    bool cleanup_spaces;       /* clean_up_tokenization_spaces on decode */
+    bool add_prefix_space;     /* BPE: prepend " " before encoding */
+    char wp_prefix[16];        /* WordPiece decoder prefix, "##" */
+    const char *source;        /* "tokenizer.json" or "vocab.txt" / "vocab.json+merges.txt" */
+};
+
+/* Allocates an empty tokenizer of the given kind with its vocab. */
+mcli_status tok_alloc(mcli_tok_kind kind, mcli_tokenizer **out, mcli_err *err) MCLI_MUST_USE;
+/* Registers an added token (also sets it in the vocab). Re-adding the same content updates it. */
+mcli_status tok_add_token(mcli_tokenizer *t, const char *content, size_t len, int32_t id, bool special,
+                          bool lstrip, bool rstrip, mcli_err *err) MCLI_MUST_USE;
+/* Computes is_special and the lookup tables once all tokens are in. */
+mcli_status tok_finish(mcli_tokenizer *t, mcli_err *err) MCLI_MUST_USE;
+
+/* Reads a whole file (at most max bytes) into a NUL-terminated buffer the caller frees.
+ * A missing file is MCLI_ERR_NOT_FOUND. */
+mcli_status tok_read_file(const char *path, size_t max, char **buf, size_t *len, mcli_err *err) MCLI_MUST_USE;
+
+/* Loads dir/tokenizer.json (tokenizer_json.c). */
+mcli_status tokenizer_json_load(const char *path, mcli_tokenizer **out, mcli_err *err) MCLI_MUST_USE;
+
+#endif
