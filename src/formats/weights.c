@@ -330,9 +330,12 @@ mcli_status wb_absorb(mcli_weights *dst, mcli_weights *src, mcli_err *err)
         weights_free(src);
         return mcli_fail(err, MCLI_ERR_TOO_LARGE, "more than %d tensors", WB_MAX_TENSORS);
     }
-    memcpy(dst->tensors + dst->n, src->tensors, src->n * sizeof *src->tensors);
-    memcpy(dst->maps + dst->n_maps, src->maps, src->n_maps * sizeof *src->maps);
-    memcpy(dst->bufs + dst->n_bufs, src->bufs, src->n_bufs * sizeof *src->bufs);
+    if (src->n)
+        memcpy(dst->tensors + dst->n, src->tensors, src->n * sizeof *src->tensors);
+    if (src->n_maps)
+        memcpy(dst->maps + dst->n_maps, src->maps, src->n_maps * sizeof *src->maps);
+    if (src->n_bufs)
+        memcpy(dst->bufs + dst->n_bufs, src->bufs, src->n_bufs * sizeof *src->bufs);
     dst->n += src->n;
     dst->n_maps += src->n_maps;
     dst->n_bufs += src->n_bufs;
