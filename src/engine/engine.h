@@ -64,6 +64,21 @@ mcli_status engine_classify(const mcli_model *m, const mcli_seq *seqs, size_t n,
 mcli_status engine_mlm_logits(const mcli_model *m, const mcli_seq *seq, const size_t *positions, size_t n_pos,
                               float *logits, mcli_err *err) MCLI_MUST_USE;
 
+/* Fill-mask: for every mask token in seq (the tokenizer's [MASK] id), the top_k vocabulary
+ * entries by softmax probability, best first (ties: lower id first), as the transformers
+ * fill-mask pipeline ranks them. On success *preds is [*n_masks * top_k] (row i = i-th mask
+ * from the left), allocated here and freed by the caller with free(). No mask token ->
+ * MCLI_ERR_INVALID_ARG; top_k is clamped to the vocabulary size (top_k >= 1). */
+typedef struct {
+    int32_t token_id;
+    float score;                /* softmax probability */
+} mcli_fill_pred;
+mcli_status engine_fill_mask(const mcli_model *m, const mcli_seq *seq, int top_k, mcli_fill_pred **preds,
+                             size_t *n_masks, mcli_err *err) MCLI_MUST_USE;
+
+/* The CPUs this process may run on: the affinity mask, capped by a cgroup CPU quota; >= 1. */
+int engine_cpus_available(void);
+
 /* ---- generation (decoders) ---- */
 typedef struct {
     int max_new_tokens;         /* default 50 */

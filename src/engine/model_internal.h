@@ -12,6 +12,7 @@ typedef struct bert_model bert_model;   /* bert.c: BERT and DistilBERT encoders 
 typedef struct gpt2_model gpt2_model;   /* gpt2.c: GPT-2 family decoders */
 
 struct mcli_model {
+    char name[128];            /* the model directory's base name, for messages ("distilbert-base-uncased") */
     mcli_config config;        /* owned */
     mcli_weights *weights;     /* owned; tensors below point into it */
     mcli_tokenizer *tokenizer; /* owned */

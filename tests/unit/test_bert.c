@@ -1,0 +1,381 @@
+/* test_bert.c - BERT and DistilBERT parity with a PyTorch reference.
+ *
+ * tests/fixtures/gen/gen_encoder_ref.py writes tiny random-weight model directories and the
+ * outputs of a torch forward pass that follows transformers' modeling files, computed on a
+ * PADDED batch with attention masks (reference.json, version tag checked below). Here the same
+ * token ids go through engine_load + engine_embed / engine_classify / engine_mlm_logits /
+ * engine_fill_mask, and every float must agree within 1e-4 absolute; fill-mask top-k ids must be
+ * identical. Also: heads a model lacks are MCLI_ERR_UNSUPPORTED, bad inputs are rejected, and a
+ * batch bigger than one forward chunk gives the same answers. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "engine/bert.h"
+#include "engine/engine.h"
+
+#define REF_VERSION "encoder-ref-v1"
+#define TOL 1e-4
+
+typedef struct {
+    mcli_model *m;
+    json_t *ref;
+    mcli_seq *seqs;   /* the reference batch */
+    int32_t *ids;     /* storage of seqs */
+    int32_t *types;
+    size_t n;
+    int H;
+} fixture;
+
+static void fixture_path(char *buf, size_t cap, const char *model, const char *file)
+{
+    snprintf(buf, cap, "%s/encoders/%s%s%s", MCLI_FIXTURES, model, file ? "/" : "", file ? file : "");
+}
+
+/* Copies a JSON array of ints into dst; returns its length. */
+static size_t json_ints(json_t *a, int32_t *dst)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) dst[i] = (int32_t)json_integer_value(v);
+    return json_array_size(a);
+}
+
+static fixture *fixture_open(const char *model)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    char path[512];
+    fixture_path(path, sizeof path, model, "reference.json");
+    json_error_t jerr;
+    f->ref = json_load_file(path, 0, &jerr);
+    if (!f->ref)
+        fail_msg("cannot read %s: %s (regenerate with tests/fixtures/gen/gen_encoder_ref.py)", path, jerr.text);
+    assert_string_equal(json_string_value(json_object_get(f->ref, "version")), REF_VERSION);
+    fixture_path(path, sizeof path, model, NULL);
+    mcli_err err = {0};
+    mcli_engine_opts opts = {.n_threads = 1};
+    if (engine_load(path, &opts, &f->m, &err) != MCLI_OK)
+        fail_msg("engine_load(%s): %s", path, err.msg);
+    f->H = engine_info(f->m)->config->hidden_size;
+    json_t *ids = json_object_get(f->ref, "ids"), *types = json_object_get(f->ref, "type_ids");
+    f->n = json_array_size(ids);
+    f->seqs = calloc(f->n, sizeof *f->seqs);
+    f->ids = calloc(f->n * 64, sizeof *f->ids);
+    f->types = calloc(f->n * 64, sizeof *f->types);
+    assert_true(f->seqs && f->ids && f->types);
+    for (size_t i = 0; i < f->n; i++) {
+        json_t *row = json_array_get(ids, i);
+        assert_true(json_array_size(row) <= 64);
+        f->seqs[i].ids = f->ids + i * 64;
+        f->seqs[i].len = json_ints(row, f->ids + i * 64);
+        if (json_is_array(types)) {
+            json_ints(json_array_get(types, i), f->types + i * 64);
+            f->seqs[i].type_ids = f->types + i * 64;
+        }
+    }
+    return f;
+}
+
+static void fixture_close(fixture *f)
+{
+    engine_free(f->m);
+    json_decref(f->ref);
+    free(f->seqs);
+    free(f->ids);
+    free(f->types);
+    free(f);
+}
+
+/* Asserts got[0..n) matches the JSON float array want (flattened) within TOL. */
+static void expect_close(const float *got, json_t *want, size_t n, const char *what)
+{
+    assert_int_equal(json_array_size(want), n);
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(got[i] - json_number_value(json_array_get(want, i)));
+        if (!(d <= worst)) {
+            worst = d;
+            at = i;
+        }
+    }
+    if (getenv("MCLI_TEST_VERBOSE"))
+        fprintf(stderr, "%s: worst abs diff %.3g over %zu values\n", what, worst, n);
+    if (!(worst <= TOL))
+        fail_msg("%s: element %zu differs by %g (got %.7g, want %.7g)", what, at, worst, got[at],
+                 json_number_value(json_array_get(want, at)));
+}
+
+static void check_embeddings(fixture *f)
+{
+    mcli_err err = {0};
+    size_t total = 0;
+    for (size_t i = 0; i < f->n; i++)
+        total += f->seqs[i].len;
+    float *out = malloc(total * (size_t)f->H * sizeof *out);
+    assert_non_null(out);
+    /* last hidden state of the whole padded batch, unpadded rows */
+    assert_int_equal(engine_embed(f->m, f->seqs, f->n, MCLI_POOL_NONE, false, out, &err), MCLI_OK);
+    json_t *hs = json_object_get(f->ref, "hidden_states");
+    size_t off = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "hidden state of input %zu", i);
+        expect_close(out + off, json_array_get(hs, i), f->seqs[i].len * (size_t)f->H, what);
+        off += f->seqs[i].len * (size_t)f->H;
+    }
+    struct {
+        mcli_pooling pool;
+        bool norm;
+        const char *key;
+    } cases[] = {{MCLI_POOL_CLS, false, "cls"},
+                 {MCLI_POOL_MEAN, false, "mean"},
+                 {MCLI_POOL_MEAN, true, "mean_normalized"},
+                 {MCLI_POOL_CLS, true, "cls_normalized"}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        assert_int_equal(engine_embed(f->m, f->seqs, f->n, cases[c].pool, cases[c].norm, out, &err), MCLI_OK);
+        json_t *want = json_object_get(f->ref, cases[c].key);
+        for (size_t i = 0; i < f->n; i++)
+            expect_close(out + i * (size_t)f->H, json_array_get(want, i), (size_t)f->H, cases[c].key);
+    }
+    free(out);
+}
+
+static void check_classify(fixture *f)
+{
+    mcli_err err = {0};
+    json_t *logits_ref = json_object_get(f->ref, "logits");
+    const mcli_model_info *info = engine_info(f->m);
+    if (!logits_ref) {
+        assert_false(info->tasks & MCLI_TASK_CLASSIFY);
+        float dummy[16];
+        assert_int_equal(engine_classify(f->m, f->seqs, 1, dummy, NULL, &err), MCLI_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, "has no trained classification head; it does embeddings"));
+        return;
+    }
+    assert_true(info->tasks & MCLI_TASK_CLASSIFY);
+    int nl = info->config->n_labels;
+    json_t *labels = json_object_get(f->ref, "labels");
+    assert_int_equal(nl, json_array_size(labels));
+    for (int i = 0; i < nl; i++)
+        assert_string_equal(info->config->labels[i], json_string_value(json_array_get(labels, (size_t)i)));
+    assert_int_equal(info->config->multi_label, json_is_true(json_object_get(f->ref, "multi_label")));
+    float *logits = malloc(f->n * (size_t)nl * sizeof *logits), *probs = malloc(f->n * (size_t)nl * sizeof *probs);
+    assert_true(logits && probs);
+    assert_int_equal(engine_classify(f->m, f->seqs, f->n, logits, probs, &err), MCLI_OK);
+    for (size_t i = 0; i < f->n; i++) {
+        expect_close(logits + i * nl, json_array_get(logits_ref, i), (size_t)nl, "logits");
+        expect_close(probs + i * nl, json_array_get(json_object_get(f->ref, "probs"), i), (size_t)nl, "probs");
+    }
+    free(logits);
+    free(probs);
+}
+
+static void check_mlm(fixture *f)
+{
+    mcli_err err = {0};
+    json_t *mlm = json_object_get(f->ref, "mlm");
+    const mcli_model_info *info = engine_info(f->m);
+    if (!mlm) {
+        assert_false(info->tasks & MCLI_TASK_FILL_MASK);
+        size_t pos = 1;
+        float dummy[1];
+        assert_int_equal(engine_mlm_logits(f->m, &f->seqs[0], &pos, 1, dummy, &err), MCLI_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, "has no trained masked-LM (fill-mask) head"));
+        return;
+    }
+    assert_true(info->tasks & MCLI_TASK_FILL_MASK);
+    const int V = info->config->vocab_size;
+    size_t k;
+    json_t *c;
+    json_array_foreach(mlm, k, c) {
+        int32_t ids[64];
+        size_t pos[8];
+        mcli_seq seq = {.ids = ids, .len = json_ints(json_object_get(c, "ids"), ids)};
+        json_t *pj = json_object_get(c, "positions");
+        size_t np = json_array_size(pj);
+        for (size_t i = 0; i < np; i++)
+            pos[i] = (size_t)json_integer_value(json_array_get(pj, i));
+        float *logits = malloc(np * (size_t)V * sizeof *logits);
+        assert_non_null(logits);
+        assert_int_equal(engine_mlm_logits(f->m, &seq, pos, np, logits, &err), MCLI_OK);
+        for (size_t i = 0; i < np; i++)
+            expect_close(logits + i * V, json_array_get(json_object_get(c, "logits"), i), (size_t)V, "mlm logits");
+        free(logits);
+        /* top-5 through the fill-mask helper: same ids in the same order, same scores */
+        mcli_fill_pred *preds = NULL;
+        size_t n_masks = 0;
+        assert_int_equal(engine_fill_mask(f->m, &seq, 5, &preds, &n_masks, &err), MCLI_OK);
+        assert_int_equal(n_masks, np);
+        json_t *top = json_object_get(c, "top_ids"), *scores = json_object_get(c, "top_scores");
+        for (int i = 0; i < 5; i++) {
+            assert_int_equal(preds[i].token_id, json_integer_value(json_array_get(top, (size_t)i)));
+            assert_true(fabs(preds[i].score - json_number_value(json_array_get(scores, (size_t)i))) < TOL);
+        }
+        free(preds);
+    }
+}
+
+static void check_info(fixture *f)
+{
+    const mcli_model_info *info = engine_info(f->m);
+    assert_int_equal(info->n_params, json_integer_value(json_object_get(f->ref, "n_params")));
+    assert_int_equal(info->weight_bytes, 4 * (size_t)info->n_params);
+    unsigned want = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(f->ref, "tasks"), i, t) {
+        const char *s = json_string_value(t);
+        want |= strcmp(s, "embed") == 0 ? MCLI_TASK_EMBED : strcmp(s, "classify") == 0 ? MCLI_TASK_CLASSIFY : MCLI_TASK_FILL_MASK;
+    }
+    assert_int_equal(info->tasks, want);
+    assert_string_equal(info->weights_format, "safetensors");
+}
+
+static void run_model(const char *name)
+{
+    fixture *f = fixture_open(name);
+    check_info(f);
+    check_embeddings(f);
+    check_classify(f);
+    check_mlm(f);
+    fixture_close(f);
+}
+
+static void bert_classifier_matches_torch(void **state)
+{
+    (void)state;
+    run_model("bert_cls");
+}
+
+static void bert_multilabel_gelu_new_uses_sigmoid_and_matches_torch(void **state)
+{
+    (void)state;
+    run_model("bert_multilabel");
+}
+
+static void bert_masked_lm_with_tied_decoder_matches_torch(void **state)
+{
+    (void)state;
+    run_model("bert_mlm");
+}
+
+static void bare_bert_model_without_prefix_relu_matches_torch(void **state)
+{
+    (void)state;
+    run_model("bert_base");
+}
+
+static void distilbert_classifier_matches_torch(void **state)
+{
+    (void)state;
+    run_model("distilbert_cls");
+}
+
+static void distilbert_mlm_with_computed_sinusoidal_positions_matches_torch(void **state)
+{
+    (void)state;
+    run_model("distilbert_mlm");
+}
+
+/* 90 copies of the maximum-length sequence (1440 tokens) span two forward chunks. */
+static void batch_larger_than_one_chunk_matches_torch(void **state)
+{
+    (void)state;
+    fixture *f = fixture_open("bert_cls");
+    const size_t N = 90, H = (size_t)f->H;
+    size_t imax = 4; /* the max-length sequence in the reference batch */
+    assert_int_equal(f->seqs[imax].len, 16);
+    assert_true(N * 16 > BERT_CHUNK_TOKENS);
+    mcli_seq *many = malloc(N * sizeof *many);
+    float *out = malloc(N * H * sizeof *out);
+    float *logits = malloc(N * 3 * sizeof *logits);
+    assert_true(many && out && logits);
+    for (size_t i = 0; i < N; i++)
+        many[i] = f->seqs[i % 7 == 3 ? 0 : imax]; /* mostly max length, some short ones */
+    mcli_err err = {0};
+    assert_int_equal(engine_embed(f->m, many, N, MCLI_POOL_MEAN, false, out, &err), MCLI_OK);
+    assert_int_equal(engine_classify(f->m, many, N, logits, NULL, &err), MCLI_OK);
+    json_t *mean = json_object_get(f->ref, "mean"), *lref = json_object_get(f->ref, "logits");
+    for (size_t i = 0; i < N; i++) {
+        size_t r = i % 7 == 3 ? 0 : imax;
+        expect_close(out + i * H, json_array_get(mean, r), H, "chunked mean");
+        expect_close(logits + i * 3, json_array_get(lref, r), 3, "chunked logits");
+    }
+    free(many);
+    free(out);
+    free(logits);
+    fixture_close(f);
+}
+
+static void bad_inputs_are_rejected_with_clear_errors(void **state)
+{
+    (void)state;
+    fixture *f = fixture_open("bert_cls");
+    mcli_err err = {0};
+    float out[64 * 64];
+    int32_t ids[17] = {2};
+    for (int i = 1; i < 17; i++)
+        ids[i] = 5;
+    mcli_seq too_long = {.ids = ids, .len = 17};
+    assert_int_equal(engine_embed(f->m, &too_long, 1, MCLI_POOL_CLS, false, out, &err), MCLI_ERR_TOO_LARGE);
+    assert_non_null(strstr(err.msg, "at most 16"));
+    mcli_seq empty = {.ids = ids, .len = 0};
+    assert_int_equal(engine_embed(f->m, &empty, 1, MCLI_POOL_CLS, false, out, &err), MCLI_ERR_INVALID_ARG);
+    assert_int_equal(engine_embed(f->m, f->seqs, 0, MCLI_POOL_CLS, false, out, &err), MCLI_ERR_INVALID_ARG);
+    int32_t bad[3] = {2, 100000, 3};
+    mcli_seq oov = {.ids = bad, .len = 3};
+    assert_int_equal(engine_classify(f->m, &oov, 1, out, NULL, &err), MCLI_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "outside the vocabulary"));
+    int32_t good[3] = {2, 5, 3}, types[3] = {0, 2, 0};
+    mcli_seq badtype = {.ids = good, .type_ids = types, .len = 3};
+    assert_int_equal(engine_embed(f->m, &badtype, 1, MCLI_POOL_CLS, false, out, &err), MCLI_ERR_INVALID_ARG);
+    fixture_close(f);
+
+    f = fixture_open("bert_mlm");
+    size_t pos = 4;
+    assert_int_equal(f->seqs[2].len, 4); /* [CLS] a dog [SEP] */
+    assert_int_equal(engine_mlm_logits(f->m, &f->seqs[2], &pos, 1, out, &err), MCLI_ERR_INVALID_ARG);
+    mcli_fill_pred *preds = NULL;
+    size_t nm = 0;
+    assert_int_equal(engine_fill_mask(f->m, &f->seqs[0], 5, &preds, &nm, &err), MCLI_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "no mask token"));
+    assert_null(preds);
+    fixture_close(f);
+}
+
+static void missing_model_directory_is_not_found(void **state)
+{
+    (void)state;
+    mcli_model *m = NULL;
+    mcli_err err = {0};
+    mcli_status s = engine_load(MCLI_FIXTURES "/encoders/no_such_model", NULL, &m, &err);
+    assert_int_not_equal(s, MCLI_OK);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "no_such_model"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bert_classifier_matches_torch),
+        cmocka_unit_test(bert_multilabel_gelu_new_uses_sigmoid_and_matches_torch),
+        cmocka_unit_test(bert_masked_lm_with_tied_decoder_matches_torch),
+        cmocka_unit_test(bare_bert_model_without_prefix_relu_matches_torch),
+        cmocka_unit_test(distilbert_classifier_matches_torch),
+        cmocka_unit_test(distilbert_mlm_with_computed_sinusoidal_positions_matches_torch),
+        cmocka_unit_test(batch_larger_than_one_chunk_matches_torch),
+        cmocka_unit_test(bad_inputs_are_rejected_with_clear_errors),
+        cmocka_unit_test(missing_model_directory_is_not_found),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
