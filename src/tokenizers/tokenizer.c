@@ -1099,10 +1099,11 @@ done:
     return st;
 }
 
-mcli_status tokenizer_decode(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out,
-                             mcli_err *err)
+mcli_status tokenizer_decode_len(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                                 char **out, size_t *out_len, mcli_err *err)
 {
     *out = NULL;
+    *out_len = 0;
     dbuf b = {0};
     mcli_status st = decode_into(t, ids, n, skip_special, &b, err);
     if (st != MCLI_OK) {
@@ -1110,7 +1111,15 @@ mcli_status tokenizer_decode(const mcli_tokenizer *t, const int32_t *ids, size_t
         return st;
     }
     *out = b.p;
+    *out_len = b.n;
     return MCLI_OK;
+}
+
+mcli_status tokenizer_decode(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out,
+                             mcli_err *err)
+{
+    size_t len;
+    return tokenizer_decode_len(t, ids, n, skip_special, out, &len, err);
 }
 
 /* --- incremental decoding ------------------------------------------------------------ */

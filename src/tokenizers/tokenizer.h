@@ -55,6 +55,11 @@ void encoding_free(mcli_encoding *e);
 mcli_status tokenizer_decode(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
                              char **out, mcli_err *err) MCLI_MUST_USE;
 
+/* Same, also giving the byte length (the text may contain NUL bytes when the ids encode them).
+ * Added for byte-exact round trips. */
+mcli_status tokenizer_decode_len(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                                 char **out, size_t *out_len, mcli_err *err) MCLI_MUST_USE;
+
 /* Vocabulary string of a token (e.g. "##ing", "Ġthe"), or NULL if out of range. */
 const char *tokenizer_id_to_token(const mcli_tokenizer *t, int32_t id);
 /* Id of a vocabulary string, or -1. */
