@@ -111,6 +111,10 @@ typedef struct {
     void *user;
     int64_t total;
     bool cancelled;
+    long stall_s;                    /* no new byte for this long = stalled */
+    curl_off_t last_now;
+    double last_change;
+    bool stalled;
     const char *meta_path;           /* file sink: sidecar written as soon as a 200 arrives */
     const char *content_id;
     char validator[HDR_VALUE_MAX];   /* ETag of the 200 response being received */
@@ -262,6 +266,17 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     (void)ultotal;
     (void)ulnow;
     xfer *x = ud;
+    /* Our own stall detector: curl's low-speed check averages over several seconds. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (x->last_change == 0 || dlnow != x->last_now) {
+        x->last_now = dlnow;
+        x->last_change = t;
+    } else if (x->stall_s > 0 && t - x->last_change > (double)x->stall_s) {
+        x->stalled = true;
+        return 1;
+    }
     if (x->progress && x->sink == SINK_FILE && status_is_body(x->status)) {
         if (x->progress(x->user, x->file_offset + (int64_t)dlnow, x->total) != 0) {
             x->cancelled = true;
@@ -372,10 +387,15 @@ static CURLcode perform(const hop_req *req, xfer *x, char *final_url, size_t fin
         if (req->head)
             curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
         xfer_reset_hop(x);
+        x->stall_s = req->policy->stall_timeout_s;
+        x->last_change = 0;
+        x->stalled = false;
         LOG_DEBUG("hub: %s %s%s%s", req->head ? "HEAD" : "GET", url, req->range ? " Range: " : "",
                   req->range ? req->range : "");
         rc = curl_easy_perform(h);
         curl_slist_free_all(hdrs);
+        if (rc == CURLE_ABORTED_BY_CALLBACK && x->stalled)
+            rc = CURLE_OPERATION_TIMEDOUT; /* stalled: a transient failure, retried with a resume */
         long code = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         if (code)
@@ -522,10 +542,13 @@ static mcli_status status_error(long s, const xfer *x, const char *url, mcli_err
                          "%s: 403 forbidden%s%s: access to this repository is restricted (gated) - accept its terms on "
                          "the model page with the account of HF_TOKEN, or use a token with read access",
                          url, x->error_code[0] ? " " : "", x->error_code);
-    if (s == 404)
-        return mcli_fail(err, MCLI_ERR_NOT_FOUND,
-                         "%s: 404 not found%s%s: check the model id, the revision and the file name", url,
-                         x->error_code[0] ? " " : "", x->error_code);
+    if (s == 404) {
+        const char *what = strcmp(x->error_code, "RepoNotFound") == 0       ? "repository not found: check the model id"
+                           : strcmp(x->error_code, "RevisionNotFound") == 0 ? "revision not found: check the branch, tag or commit"
+                           : strcmp(x->error_code, "EntryNotFound") == 0    ? "file not found in this repository"
+                                                                            : "not found: check the model id and revision";
+        return mcli_fail(err, MCLI_ERR_NOT_FOUND, "%s: 404 %s", url, what);
+    }
     return mcli_fail(err, MCLI_ERR_NETWORK, "%s: HTTP %ld%s%.200s", url, s, x->err_len ? ": " : "", x->err_body);
 }
 

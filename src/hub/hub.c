@@ -578,7 +578,7 @@ mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err
     st = plan_from_api(&c, err);
     if (st == MCLI_ERR_AUTH || st == MCLI_ERR_UNSUPPORTED || st == MCLI_ERR_CANCELLED)
         goto done;
-    if (st == MCLI_ERR_NOT_FOUND && strstr(err->msg, "RepoNotFound"))
+    if (st == MCLI_ERR_NOT_FOUND && (strstr(err->msg, "repository not found") || strstr(err->msg, "revision not found")))
         goto done;
     if (st != MCLI_OK) {
         LOG_DEBUG("hub: no API listing (%s); probing files", err->msg);
@@ -643,6 +643,14 @@ mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err
     ev.total_done = res->total_bytes;
     (void)emit(&c, &ev);
 done:
+    if (st != MCLI_OK) {
+        /* Leave no empty directories behind a failed first pull (rmdir fails harmlessly otherwise). */
+        if (rmdir(c.dir) == 0 && strchr(o->repo, '/')) {
+            char *slash = strrchr(c.dir, '/');
+            *slash = '\0';
+            (void)rmdir(c.dir);
+        }
+    }
     models_dir_unlock(lock);
     manifest_free(&c.old);
     manifest_free(&c.now);
