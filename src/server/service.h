@@ -74,6 +74,11 @@ void service_handle(service *s, const char *method, const char *path, bool query
 mcli_status service_listen(service *s, mcli_err *err) MCLI_MUST_USE;
 int service_port(const service *s);
 
+/* Splits a model URL for a download: "https://host[:port]/org/name[/tree/REV]" (endpoint becomes
+ * "https://host[:port]"), "hf://org/name[@REV]" or "org/name[@REV]" (endpoint ""). */
+mcli_status service_parse_model_url(const char *url, char *endpoint, size_t ecap, char *repo, size_t rcap, char *rev,
+                                    size_t vcap, mcli_err *err) MCLI_MUST_USE;
+
 /* Resident memory of this process in MB (VmRSS from /proc/self/status); -1 if unknown. */
 double service_rss_mb(void);
 

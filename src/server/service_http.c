@@ -89,7 +89,7 @@ static void stream_free(void *cls)
 
 static enum MHD_Result queue_json(struct MHD_Connection *c, conn_state *cs, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(body);
     if (!text) {
         static const char oom[] = "{\"detail\":\"out of memory\",\"error\":\"out_of_memory\"}";

@@ -544,12 +544,15 @@ static void handle_generate(service *s, const char *key, const char *body, size_
 done:;
     double ms = now_ms() - t0;
     record(s, m.id, "generate", prompt, st == MCLI_OK ? res.text : NULL, ms, st == MCLI_OK ? NULL : &err);
-    if (st == MCLI_OK)
+    if (st == MCLI_OK) {
+        json_t *ids = json_array();
+        for (size_t i = 0; i < res.n; i++)
+            json_array_append_new(ids, json_integer(res.ids[i]));
         reply(out, 200,
-              json_pack("{s:s,s:f,s:s,s:I,s:s}", "generated_text", res.text ? res.text : "", "execution_time_ms", ms,
-                        "model_id", m.id, "tokens", (json_int_t)res.n, "finish_reason",
+              json_pack("{s:s,s:f,s:s,s:I,s:o,s:s}", "generated_text", res.text ? res.text : "", "execution_time_ms",
+                        ms, "model_id", m.id, "tokens", (json_int_t)res.n, "token_ids", ids, "finish_reason",
                         res.finish_reason ? res.finish_reason : "stop"));
-    else
+    } else
         reply_err(out, &err);
     gen_result_free(&res);
     encoding_free(&enc);
@@ -1100,7 +1103,7 @@ static void handle_lw_status(service *s, svc_reply *out)
 
 /* Splits a model URL: "https://host[:port]/org/name[/tree/REV]" (endpoint = scheme://host:port),
  * "hf://org/name", or a bare "org/name[@REV]". */
-static mcli_status parse_model_url(const char *url, char *endpoint, size_t ecap, char *repo, size_t rcap, char *rev,
+mcli_status service_parse_model_url(const char *url, char *endpoint, size_t ecap, char *repo, size_t rcap, char *rev,
                                    size_t vcap, mcli_err *err)
 {
     endpoint[0] = repo[0] = rev[0] = '\0';
@@ -1153,7 +1156,7 @@ static void handle_from_url(service *s, const char *body, size_t len, svc_reply 
     const char *url = NULL;
     char endpoint[512], repo[256], rev[128];
     if (!j || field_str(j, "url", true, 1000, &url, &err) != MCLI_OK ||
-        parse_model_url(url, endpoint, sizeof endpoint, repo, sizeof repo, rev, sizeof rev, &err) != MCLI_OK) {
+        service_parse_model_url(url, endpoint, sizeof endpoint, repo, sizeof repo, rev, sizeof rev, &err) != MCLI_OK) {
         json_decref(j);
         reply_err(out, &err);
         return;
