@@ -232,7 +232,7 @@ mcli_status tok_finish(mcli_tokenizer *t, mcli_err *err)
 /* --- config files -------------------------------------------------------------------- */
 
 /* A token given as "text" or {"content": "text", ...}; NULL if absent or another type. */
-static const char *json_token_text(const json_t *v)
+const char *tok_json_token_text(const json_t *v)
 {
     if (json_is_string(v))
         return json_string_value(v);
@@ -244,7 +244,7 @@ static const char *json_token_text(const json_t *v)
     return NULL;
 }
 
-static mcli_status load_json_file(const char *path, json_t **out, bool optional, mcli_err *err)
+mcli_status tok_load_json_file(const char *path, json_t **out, bool optional, mcli_err *err)
 {
     *out = NULL;
     char *buf;
@@ -270,7 +270,7 @@ static mcli_status load_json_file(const char *path, json_t **out, bool optional,
     return MCLI_OK;
 }
 
-static bool json_bool_or(const json_t *obj, const char *key, bool dflt)
+bool tok_json_bool(const json_t *obj, const char *key, bool dflt)
 {
     const json_t *v = json_object_get(obj, key);
     return json_is_boolean(v) ? json_is_true(v) : dflt;
@@ -279,14 +279,14 @@ static bool json_bool_or(const json_t *obj, const char *key, bool dflt)
 /* Looks a special token up in tokenizer_config.json, then special_tokens_map.json, then the
  * default; returns its id in the vocabulary (registering it as a special added token so it is
  * recognised in text), or -1 when it is not in the vocabulary. */
-static mcli_status resolve_special(mcli_tokenizer *t, const json_t *cfg, const json_t *map, const char *key,
+mcli_status tok_resolve_special(mcli_tokenizer *t, const json_t *cfg, const json_t *map, const char *key,
                                    const char *dflt, int32_t *id, mcli_err *err)
 {
     *id = -1;
     const json_t *v = cfg ? json_object_get(cfg, key) : NULL;
     if (!v && map)
         v = json_object_get(map, key);
-    const char *text = v ? json_token_text(v) : dflt;
+    const char *text = v ? tok_json_token_text(v) : dflt;
     if (v && json_is_null(v))
         text = NULL;
     if (!text)
@@ -318,7 +318,7 @@ static bool parse_id(const char *s, int32_t *out)
 
 /* tokenizer_config.json "added_tokens_decoder", added_tokens.json and
  * "additional_special_tokens". */
-static mcli_status load_added(mcli_tokenizer *t, const char *dir, const json_t *cfg, const json_t *map,
+mcli_status tok_load_added(mcli_tokenizer *t, const char *dir, const json_t *cfg, const json_t *map,
                               mcli_err *err)
 {
     mcli_status st = MCLI_OK;
@@ -328,11 +328,11 @@ static mcli_status load_added(mcli_tokenizer *t, const char *dir, const json_t *
         json_t *v;
         json_object_foreach((json_t *)dec, key, v) {
             int32_t id;
-            const char *content = json_token_text(v);
+            const char *content = tok_json_token_text(v);
             if (!parse_id(key, &id) || !content)
                 return mcli_fail(err, MCLI_ERR_FORMAT, "tokenizer_config.json: bad added_tokens_decoder entry \"%s\"", key);
-            st = tok_add_token(t, content, strlen(content), id, json_bool_or(v, "special", false),
-                               json_bool_or(v, "lstrip", false), json_bool_or(v, "rstrip", false), err);
+            st = tok_add_token(t, content, strlen(content), id, tok_json_bool(v, "special", false),
+                               tok_json_bool(v, "lstrip", false), tok_json_bool(v, "rstrip", false), err);
             if (st != MCLI_OK)
                 return st;
         }
@@ -341,7 +341,7 @@ static mcli_status load_added(mcli_tokenizer *t, const char *dir, const json_t *
     if ((st = join_path(path, sizeof path, dir, "added_tokens.json", err)) != MCLI_OK)
         return st;
     json_t *at;
-    if ((st = load_json_file(path, &at, true, err)) != MCLI_OK)
+    if ((st = tok_load_json_file(path, &at, true, err)) != MCLI_OK)
         return st;
     if (at) {
         const char *key;
@@ -365,7 +365,7 @@ static mcli_status load_added(mcli_tokenizer *t, const char *dir, const json_t *
         size_t i;
         json_t *v;
         json_array_foreach((json_t *)extra, i, v) {
-            const char *text = json_token_text(v);
+            const char *text = tok_json_token_text(v);
             if (!text)
                 continue;
             int32_t id = vocab_find(t->vocab, text, strlen(text));
@@ -376,7 +376,7 @@ static mcli_status load_added(mcli_tokenizer *t, const char *dir, const json_t *
     return MCLI_OK;
 }
 
-static size_t json_max_length(const json_t *cfg)
+size_t tok_json_max_length(const json_t *cfg)
 {
     const json_t *v = cfg ? json_object_get(cfg, "model_max_length") : NULL;
     double d = json_is_number(v) ? json_number_value(v) : 0;
@@ -450,33 +450,33 @@ static mcli_status load_wordpiece_dir(const char *dir, mcli_tokenizer **out, mcl
         goto fail;
     t->base_vocab = vocab_id_range(t->vocab);
     if ((st = join_path(path, sizeof path, dir, "tokenizer_config.json", err)) != MCLI_OK ||
-        (st = load_json_file(path, &cfg, true, err)) != MCLI_OK)
+        (st = tok_load_json_file(path, &cfg, true, err)) != MCLI_OK)
         goto fail;
     if ((st = join_path(path, sizeof path, dir, "special_tokens_map.json", err)) != MCLI_OK ||
-        (st = load_json_file(path, &map, true, err)) != MCLI_OK)
+        (st = tok_load_json_file(path, &map, true, err)) != MCLI_OK)
         goto fail;
 
-    if ((st = resolve_special(t, cfg, map, "unk_token", "[UNK]", &t->sp.unk, err)) != MCLI_OK ||
-        (st = resolve_special(t, cfg, map, "sep_token", "[SEP]", &t->sp.sep, err)) != MCLI_OK ||
-        (st = resolve_special(t, cfg, map, "pad_token", "[PAD]", &t->sp.pad, err)) != MCLI_OK ||
-        (st = resolve_special(t, cfg, map, "cls_token", "[CLS]", &t->sp.cls, err)) != MCLI_OK ||
-        (st = resolve_special(t, cfg, map, "mask_token", "[MASK]", &t->sp.mask, err)) != MCLI_OK)
+    if ((st = tok_resolve_special(t, cfg, map, "unk_token", "[UNK]", &t->sp.unk, err)) != MCLI_OK ||
+        (st = tok_resolve_special(t, cfg, map, "sep_token", "[SEP]", &t->sp.sep, err)) != MCLI_OK ||
+        (st = tok_resolve_special(t, cfg, map, "pad_token", "[PAD]", &t->sp.pad, err)) != MCLI_OK ||
+        (st = tok_resolve_special(t, cfg, map, "cls_token", "[CLS]", &t->sp.cls, err)) != MCLI_OK ||
+        (st = tok_resolve_special(t, cfg, map, "mask_token", "[MASK]", &t->sp.mask, err)) != MCLI_OK)
         goto fail;
     if (t->sp.unk < 0) {
         st = mcli_fail(err, MCLI_ERR_FORMAT, "%s/vocab.txt: the unknown token is not in the vocabulary", dir);
         goto fail;
     }
-    if ((st = load_added(t, dir, cfg, map, err)) != MCLI_OK)
+    if ((st = tok_load_added(t, dir, cfg, map, err)) != MCLI_OK)
         goto fail;
     t->pp_cls = t->sp.cls;
     t->pp_sep = t->sp.sep;
-    t->model_max_length = json_max_length(cfg);
-    t->cleanup_spaces = json_bool_or(cfg, "clean_up_tokenization_spaces", true);
+    t->model_max_length = tok_json_max_length(cfg);
+    t->cleanup_spaces = tok_json_bool(cfg, "clean_up_tokenization_spaces", true);
 
     wp_opts o = {
-        .lowercase = json_bool_or(cfg, "do_lower_case", true),
+        .lowercase = tok_json_bool(cfg, "do_lower_case", true),
         .strip_accents = -1,
-        .tokenize_chinese = json_bool_or(cfg, "tokenize_chinese_chars", true),
+        .tokenize_chinese = tok_json_bool(cfg, "tokenize_chinese_chars", true),
         .clean_text = true,
         .unk_id = t->sp.unk,
         .max_input_chars = 100,
@@ -578,20 +578,20 @@ static mcli_status load_bpe_dir(const char *dir, mcli_tokenizer **out, mcli_err 
         (st = bpe_load_merges_txt(t->bpe, merges, merges_len, path, err)) != MCLI_OK)
         goto fail;
     if ((st = join_path(path, sizeof path, dir, "tokenizer_config.json", err)) != MCLI_OK ||
-        (st = load_json_file(path, &cfg, true, err)) != MCLI_OK)
+        (st = tok_load_json_file(path, &cfg, true, err)) != MCLI_OK)
         goto fail;
     if ((st = join_path(path, sizeof path, dir, "special_tokens_map.json", err)) != MCLI_OK ||
-        (st = load_json_file(path, &map, true, err)) != MCLI_OK)
+        (st = tok_load_json_file(path, &map, true, err)) != MCLI_OK)
         goto fail;
-    if ((st = resolve_special(t, cfg, map, "unk_token", "<|endoftext|>", &t->sp.unk, err)) != MCLI_OK ||
-        (st = resolve_special(t, cfg, map, "bos_token", "<|endoftext|>", &t->sp.bos, err)) != MCLI_OK ||
-        (st = resolve_special(t, cfg, map, "eos_token", "<|endoftext|>", &t->sp.eos, err)) != MCLI_OK ||
-        (st = resolve_special(t, cfg, map, "pad_token", NULL, &t->sp.pad, err)) != MCLI_OK ||
-        (st = load_added(t, dir, cfg, map, err)) != MCLI_OK)
+    if ((st = tok_resolve_special(t, cfg, map, "unk_token", "<|endoftext|>", &t->sp.unk, err)) != MCLI_OK ||
+        (st = tok_resolve_special(t, cfg, map, "bos_token", "<|endoftext|>", &t->sp.bos, err)) != MCLI_OK ||
+        (st = tok_resolve_special(t, cfg, map, "eos_token", "<|endoftext|>", &t->sp.eos, err)) != MCLI_OK ||
+        (st = tok_resolve_special(t, cfg, map, "pad_token", NULL, &t->sp.pad, err)) != MCLI_OK ||
+        (st = tok_load_added(t, dir, cfg, map, err)) != MCLI_OK)
         goto fail;
-    t->model_max_length = json_max_length(cfg);
-    t->cleanup_spaces = json_bool_or(cfg, "clean_up_tokenization_spaces", false);
-    t->add_prefix_space = json_bool_or(cfg, "add_prefix_space", false);
+    t->model_max_length = tok_json_max_length(cfg);
+    t->cleanup_spaces = tok_json_bool(cfg, "clean_up_tokenization_spaces", false);
+    t->add_prefix_space = tok_json_bool(cfg, "add_prefix_space", false);
     if ((st = tok_finish(t, err)) != MCLI_OK)
         goto fail;
     free(merges);

@@ -8,6 +8,8 @@
 #ifndef MCLI_TOKENIZERS_TOKENIZER_IMPL_H
 #define MCLI_TOKENIZERS_TOKENIZER_IMPL_H
 
+#include <jansson.h>
+
 #include "tokenizers/bpe.h"
 #include "tokenizers/tokenizer.h"
 #include "tokenizers/vocab.h"
@@ -57,6 +59,21 @@ mcli_status tok_finish(mcli_tokenizer *t, mcli_err *err) MCLI_MUST_USE;
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer the caller frees.
  * A missing file is MCLI_ERR_NOT_FOUND. */
 mcli_status tok_read_file(const char *path, size_t max, char **buf, size_t *len, mcli_err *err) MCLI_MUST_USE;
+
+/* Config helpers (tokenizer.c). A JSON file read with tok_load_json_file must be an object;
+ * with optional, a missing file gives *out = NULL and MCLI_OK. */
+mcli_status tok_load_json_file(const char *path, json_t **out, bool optional, mcli_err *err) MCLI_MUST_USE;
+bool tok_json_bool(const json_t *obj, const char *key, bool dflt);
+size_t tok_json_max_length(const json_t *cfg);
+/* A token written as "text" or {"content": "text"}; NULL otherwise. */
+const char *tok_json_token_text(const json_t *v);
+/* Looks key ("unk_token", ...) up in cfg, then map, then dflt; sets *id to its vocabulary id and
+ * registers it as a special added token, or *id = -1 if it is not in the vocabulary. */
+mcli_status tok_resolve_special(mcli_tokenizer *t, const json_t *cfg, const json_t *map, const char *key,
+                                const char *dflt, int32_t *id, mcli_err *err) MCLI_MUST_USE;
+/* added_tokens_decoder of cfg, dir/added_tokens.json, additional_special_tokens. */
+mcli_status tok_load_added(mcli_tokenizer *t, const char *dir, const json_t *cfg, const json_t *map,
+                           mcli_err *err) MCLI_MUST_USE;
 
 /* Loads dir/tokenizer.json (tokenizer_json.c). */
 mcli_status tokenizer_json_load(const char *path, mcli_tokenizer **out, mcli_err *err) MCLI_MUST_USE;
