@@ -106,6 +106,7 @@ void sched_job_unref(sched_job *job)
     free(job->probs);
     free(job->n_tokens);
     gen_result_free(&job->gen);
+    free(job->text);
     engine_gen_free(job->gen_state);
     free(job);
 }
@@ -339,10 +340,31 @@ done:
 
 /* ---------------------------------------------------------------- generation */
 
+/* Appends a released piece to job->text; false when out of memory. */
+static bool text_append(sched_job *job, const char *piece, size_t len)
+{
+    if (job->text_len + len + 1 > job->text_cap) {
+        size_t cap = job->text_cap ? job->text_cap : 256;
+        while (job->text_len + len + 1 > cap)
+            cap *= 2;
+        char *grown = realloc(job->text, cap);
+        if (!grown)
+            return false;
+        job->text = grown;
+        job->text_cap = cap;
+    }
+    memcpy(job->text + job->text_len, piece, len);
+    job->text_len += len;
+    job->text[job->text_len] = '\0';
+    return true;
+}
+
 static int gen_token_cb(void *user, int32_t id, const char *piece, size_t len)
 {
     sched_job *job = user;
     if (sched_job_cancelled(job))
+        return 1;
+    if (len && !text_append(job, piece, len))
         return 1;
     if (job->on_token && job->on_token(job, job->user, id, piece, len) != 0) {
         sched_job_cancel(job);

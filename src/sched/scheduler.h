@@ -85,7 +85,9 @@ struct sched_job {
     size_t *n_tokens;           /* EMBED/CLASSIFY: [n_texts] tokens after truncation */
     size_t total_tokens;        /* input tokens (all texts, or the prompt) */
     bool any_truncated;
-    mcli_gen_result gen;        /* GENERATE */
+    mcli_gen_result gen;        /* GENERATE (gen.text stops at an embedded NUL: use text below) */
+    char *text;                 /* GENERATE: the released pieces concatenated, text_len bytes (may hold NULs) */
+    size_t text_len, text_cap;
     double queue_ms;            /* time spent queued */
     size_t batch_size;          /* texts in the engine call that served this job */
 

@@ -18,7 +18,7 @@
 #include "server/server_internal.h"
 #include "util/log.h"
 
-#define STREAM_BUF_CAP (64 * 1024)
+#define STREAM_BUF_MAX (1024 * 1024) /* bytes a stream may fall behind before it is dropped */
 #define ALIVE_CHECK_MS 20.0
 
 double now_sec(void)
@@ -301,7 +301,6 @@ static void req_unref(http_req *r)
         sched_job_unref(r->job);
     if (r->ctx_free)
         r->ctx_free(r->ctx);
-    pthread_cond_destroy(&r->drained);
     pthread_mutex_destroy(&r->lock);
     free(r->path_arg);
     free(r->body);
@@ -315,11 +314,6 @@ static http_req *req_new(server *s, struct MHD_Connection *conn, const char *url
     if (!r)
         return NULL;
     if (pthread_mutex_init(&r->lock, NULL) != 0) {
-        free(r);
-        return NULL;
-    }
-    if (pthread_cond_init(&r->drained, NULL) != 0) {
-        pthread_mutex_destroy(&r->lock);
         free(r);
         return NULL;
     }
@@ -491,7 +485,6 @@ static void job_on_done(sched_job *job, void *user)
     r->job_done = true;
     r->stream_done = true;
     req_wake(r);
-    pthread_cond_broadcast(&r->drained);
     pthread_mutex_unlock(&r->lock);
     req_unref(r);
 }
@@ -612,27 +605,23 @@ bool req_cancelled(http_req *r)
 int req_stream_write(http_req *r, const char *data, size_t len)
 {
     pthread_mutex_lock(&r->lock);
-    while (r->conn_alive && r->s_len - r->s_off > 0 && r->s_len - r->s_off + len > STREAM_BUF_CAP) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->drained, &r->lock, &ts);
-    }
-    if (!r->conn_alive) {
+    /* Never block the worker (a decode step serves every stream of the model): a client that
+     * falls STREAM_BUF_MAX behind is dropped instead. */
+    if (!r->conn_alive || r->s_len - r->s_off + len > STREAM_BUF_MAX) {
+        if (r->conn_alive && r->job)
+            sched_job_cancel(r->job);
         pthread_mutex_unlock(&r->lock);
         return -1;
     }
-    if (r->s_off > 0) {
+    if (r->s_off > 0 && r->s_len + len > r->s_cap) {
         memmove(r->sbuf, r->sbuf + r->s_off, r->s_len - r->s_off);
         r->s_len -= r->s_off;
         r->s_off = 0;
     }
     if (r->s_len + len > r->s_cap) {
-        size_t cap = r->s_len + len > STREAM_BUF_CAP ? r->s_len + len : STREAM_BUF_CAP;
+        size_t cap = r->s_cap ? r->s_cap : 4096;
+        while (cap < r->s_len + len)
+            cap *= 2;
         char *grown = realloc(r->sbuf, cap);
         if (!grown) {
             pthread_mutex_unlock(&r->lock);
@@ -694,7 +683,6 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         if (r->s_off == r->s_len)
             r->s_off = r->s_len = 0;
         r->bytes += n;
-        pthread_cond_broadcast(&r->drained);
         pthread_mutex_unlock(&r->lock);
         return (ssize_t)n;
     }
@@ -954,7 +942,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     r->conn_alive = false;
     if (r->job && !r->job_done)
         sched_job_cancel(r->job);
-    pthread_cond_broadcast(&r->drained);
     pthread_mutex_unlock(&r->lock);
     int status = r->status ? r->status : 499;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->phase == PH_STREAM && !r->stream_done)

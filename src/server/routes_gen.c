@@ -7,6 +7,12 @@
 
 #include "server/server_internal.h"
 
+json_t *gen_text_json(const sched_job *job)
+{
+    json_t *t = json_stringn(job->text ? job->text : "", job->text_len);
+    return t ? t : json_string("");
+}
+
 uint64_t gen_random_seed(void)
 {
     static atomic_uint_fast64_t counter;

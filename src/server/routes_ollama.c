@@ -90,8 +90,7 @@ static void ollama_finish(http_req *r, sched_job *job)
         return;
     }
     metrics_tokens(job->gen.n_prompt, job->gen.n);
-    const char *text = job->gen.text ? job->gen.text : "";
-    json_t *j = chunk(r, text, strlen(text), true);
+    json_t *j = chunk(r, job->text ? job->text : "", job->text_len, true);
     add_final_fields(r, job, j);
     req_reply_json(r, 200, j);
 }

@@ -48,11 +48,11 @@ static void openai_finish(http_req *r, sched_job *job)
     }
     metrics_tokens(job->gen.n_prompt, job->gen.n);
     gen_ctx *c = r->ctx;
-    const char *text = job->gen.text ? job->gen.text : "";
-    json_t *choice = is_chat(r) ? json_pack("{s:i,s:{s:s,s:s},s:n,s:s}", "index", 0, "message", "role", "assistant",
-                                            "content", text, "logprobs", "finish_reason", finish_reason(job))
-                                : json_pack("{s:s,s:i,s:n,s:s}", "text", text, "index", 0, "logprobs", "finish_reason",
-                                            finish_reason(job));
+    json_t *choice = is_chat(r) ? json_pack("{s:i,s:{s:s,s:o},s:n,s:s}", "index", 0, "message", "role", "assistant",
+                                            "content", gen_text_json(job), "logprobs", "finish_reason",
+                                            finish_reason(job))
+                                : json_pack("{s:o,s:i,s:n,s:s}", "text", gen_text_json(job), "index", 0, "logprobs",
+                                            "finish_reason", finish_reason(job));
     json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o,s:s}", "id", c->id, "object",
                           is_chat(r) ? "chat.completion" : "text_completion", "created", (json_int_t)c->created,
                           "model", c->model, "choices", choice, "usage", usage_json(job), "system_fingerprint",

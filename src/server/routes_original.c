@@ -442,8 +442,9 @@ static void encode_finish(http_req *r, sched_job *job)
         json_t *emb = json_array();
         for (size_t i = 0; i < job->n_texts; i++)
             json_array_append_new(emb, json_floats(job->out + i * job->dim, job->dim));
-        req_reply_json(r, 200, json_pack("{s:s,s:o,s:I,s:o,s:b}", "model", r->model->name, "embeddings", emb, "dim",
-                                         (json_int_t)job->dim, "usage", usage, "truncated", job->any_truncated));
+        req_reply_json(r, 200, json_pack("{s:s,s:o,s:I,s:o,s:b,s:I}", "model", r->model->name, "embeddings", emb,
+                                         "dim", (json_int_t)job->dim, "usage", usage, "truncated", job->any_truncated,
+                                         "batch_size", (json_int_t)job->batch_size));
         return;
     }
     json_t *results = json_array();
@@ -574,11 +575,15 @@ static void generate_finish(http_req *r, sched_job *job)
         return;
     }
     metrics_tokens(job->gen.n_prompt, job->gen.n);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:o,s:f,s:f}", "generated_text", job->gen.text ? job->gen.text : "",
+    json_t *j = json_pack("{s:o,s:s,s:s,s:s,s:o,s:f,s:f}", "generated_text", gen_text_json(job),
                           "model", r->model->name, "prompt", job->prompt ? job->prompt : "", "finish_reason",
                           job->gen.finish_reason ? job->gen.finish_reason : "stop", "usage", usage_json(job),
                           "time_ms", job->gen.prompt_ms + job->gen.gen_ms + job->queue_ms, "tokens_per_second",
                           job->gen.gen_ms > 0 ? (double)job->gen.n / (job->gen.gen_ms / 1e3) : 0.0);
+    json_t *ids = json_array();
+    for (size_t i = 0; i < job->gen.n; i++)
+        json_array_append_new(ids, json_integer(job->gen.ids[i]));
+    json_object_set_new(j, "token_ids", ids);
     req_reply_json(r, 200, j);
 }
 
@@ -599,7 +604,7 @@ static void generate_stream_done(http_req *r, sched_job *job)
     }
     metrics_tokens(job->gen.n_prompt, job->gen.n);
     req_stream_json(r, "",
-                    json_pack("{s:b,s:s,s:s,s:s,s:o}", "done", 1, "generated_text", job->gen.text ? job->gen.text : "",
+                    json_pack("{s:b,s:o,s:s,s:s,s:o}", "done", 1, "generated_text", gen_text_json(job),
                               "model", r->model->name, "finish_reason",
                               job->gen.finish_reason ? job->gen.finish_reason : "stop", "usage", usage_json(job)),
                     "\n");

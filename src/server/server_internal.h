@@ -90,7 +90,6 @@ struct http_req {
     bool too_large;
 
     pthread_mutex_t lock;       /* guards everything below */
-    pthread_cond_t drained;
     req_phase phase;
     bool suspended, conn_alive, job_done, stream_started, stream_done;
     sched_job *job;
@@ -138,7 +137,7 @@ void req_run_detached(http_req *r, sched_job *job, bool stream, const char *ctyp
                       req_finish_fn finish);
 /* For detached work: true once the client left or shutdown cancelled everything. */
 bool req_cancelled(http_req *r);
-/* Worker side of a stream: append bytes (blocks while the buffer is full). -1 if the client left. */
+/* Worker side of a stream: append bytes (never blocks). -1 if the client left or fell 1 MiB behind. */
 int req_stream_write(http_req *r, const char *data, size_t len);
 int req_stream_printf(http_req *r, const char *fmt, ...) MCLI_PRINTF(2, 3);
 /* Dumps j compactly followed by suffix ("\n" for NDJSON), prefix before it ("data: " for SSE). Takes j. */
@@ -189,6 +188,8 @@ mcli_status gen_read_params(json_t *o, const char *where, const gen_names *names
 /* Chat messages [{"role","content"}] into job->texts as turns (system messages are skipped:
  * DialoGPT has no place for them); sets job->chat. */
 mcli_status gen_read_messages(json_t *o, sched_job *job, mcli_err *err) MCLI_MUST_USE;
+/* The generated text as a JSON string (embedded NULs kept). */
+json_t *gen_text_json(const sched_job *job);
 /* A fresh random seed for requests that do not give one. */
 uint64_t gen_random_seed(void);
 
