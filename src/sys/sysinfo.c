@@ -444,9 +444,10 @@ mcli_status sysinfo_apply_override(mcli_sysinfo *info, const char *json_text, mc
     json_error_t jerr;
     json_t *root = json_loadb(json_text, strnlen(json_text, 65536), 0, &jerr);
     if (!root || !json_is_object(root)) {
+        mcli_fail(err, MCLI_ERR_INVALID_ARG, "MCLI_SYSINFO_OVERRIDE is not a JSON object: %s",
+                  root ? "not an object" : jerr.text);
         json_decref(root);
-        return mcli_fail(err, MCLI_ERR_INVALID_ARG, "MCLI_SYSINFO_OVERRIDE is not a JSON object: %s",
-                         root ? "not an object" : jerr.text);
+        return MCLI_ERR_INVALID_ARG;
     }
     const char *key;
     json_t *val;
@@ -457,8 +458,9 @@ mcli_status sysinfo_apply_override(mcli_sysinfo *info, const char *json_text, mc
             if (strcmp(fields[i].name, key) == 0)
                 f = &fields[i];
         if (!f) {
-            json_decref(root);
-            return mcli_fail(err, MCLI_ERR_INVALID_ARG, "MCLI_SYSINFO_OVERRIDE: unknown field '%s'", key);
+            mcli_fail(err, MCLI_ERR_INVALID_ARG, "MCLI_SYSINFO_OVERRIDE: unknown field '%s'", key);
+            json_decref(root); /* after the message: key points into root */
+            return MCLI_ERR_INVALID_ARG;
         }
         char *dst = (char *)info + f->off;
         bool ok = true;
@@ -470,8 +472,9 @@ mcli_status sysinfo_apply_override(mcli_sysinfo *info, const char *json_text, mc
         case F_STR: ok = json_is_string(val); if (ok) snprintf(dst, f->cap, "%s", json_string_value(val)); break;
         }
         if (!ok) {
+            mcli_fail(err, MCLI_ERR_INVALID_ARG, "MCLI_SYSINFO_OVERRIDE: field '%s' has the wrong type", key);
             json_decref(root);
-            return mcli_fail(err, MCLI_ERR_INVALID_ARG, "MCLI_SYSINFO_OVERRIDE: field '%s' has the wrong type", key);
+            return MCLI_ERR_INVALID_ARG;
         }
         if (strcmp(key, "mem_effective_mb") == 0 || strcmp(key, "cpus_effective") == 0)
             derived_set = true;
