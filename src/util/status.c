@@ -46,11 +46,23 @@ mcli_status mcli_err_prefix(mcli_err *err, const char *fmt, ...)
     char prefix[MCLI_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int plen = vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    char old[MCLI_ERR_MSG_MAX];
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    if (plen < 0)
+        return err->code;
+    /* Room for "prefix: " then as much of the old message as fits. */
+    size_t pre = (size_t)plen < sizeof prefix ? (size_t)plen : sizeof prefix - 1;
+    if (pre + 2 >= sizeof err->msg)
+        pre = sizeof err->msg - 3;
+    size_t old_len = strnlen(err->msg, sizeof err->msg - 1);
+    size_t keep = sizeof err->msg - 1 - pre - 2;
+    if (old_len > keep)
+        old_len = keep;
+    memmove(err->msg + pre + 2, err->msg, old_len);
+    memcpy(err->msg, prefix, pre);
+    err->msg[pre] = ':';
+    err->msg[pre + 1] = ' ';
+    err->msg[pre + 2 + old_len] = '\0';
     return err->code;
 }
 

@@ -39,6 +39,19 @@ static void overlong_message_is_truncated_not_overflowed(void **state)
     assert_int_equal(strlen(err.msg), MCLI_ERR_MSG_MAX - 1);
 }
 
+static void prefix_on_full_message_truncates_the_old_text(void **state)
+{
+    (void)state;
+    char big[MCLI_ERR_MSG_MAX + 10];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    mcli_err err;
+    mcli_fail(&err, MCLI_ERR_IO, "%s", big);
+    mcli_err_prefix(&err, "ctx");
+    assert_int_equal(strlen(err.msg), MCLI_ERR_MSG_MAX - 1);
+    assert_memory_equal(err.msg, "ctx: bbb", 8);
+}
+
 static void client_mistakes_map_to_4xx(void **state)
 {
     (void)state;
@@ -60,6 +73,7 @@ int main(void)
         cmocka_unit_test(fail_fills_code_and_message),
         cmocka_unit_test(prefix_keeps_old_message_after_context),
         cmocka_unit_test(overlong_message_is_truncated_not_overflowed),
+        cmocka_unit_test(prefix_on_full_message_truncates_the_old_text),
         cmocka_unit_test(client_mistakes_map_to_4xx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
