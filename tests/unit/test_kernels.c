@@ -348,6 +348,41 @@ static void linear_matches_reference_on_strided_slices(void **state)
     free(want);
 }
 
+/* Shapes like bert-tiny's and distilbert's heads, accumulate and overwrite. */
+static void linear_matches_reference_on_encoder_shapes(void **state)
+{
+    (void)state;
+    uint64_t s = 77;
+    const int shapes[][3] = {{32, 128, 128}, {7, 512, 128}, {5, 128, 512}, {1, 4, 8}, {64, 64, 64}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+        size_t LDX = (size_t)K + 8, LDY = (size_t)N + 4;
+        float *x = rnd_array(&s, (size_t)M * LDX, -1, 1);
+        float *w = rnd_array(&s, (size_t)N * K, -1, 1);
+        float *y = rnd_array(&s, (size_t)M * LDY, -1, 1);
+        double *want = calloc((size_t)M * N, sizeof *want);
+        assert_non_null(want);
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++)
+                want[(size_t)m * N + n] = y[(size_t)m * LDY + n];
+        ref_linear(want, x, LDX, w, M, N, K);
+        kern_linear(y, LDY, x, LDX, w, M, N, K, true);
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++)
+                assert_true(fabs(y[(size_t)m * LDY + n] - want[(size_t)m * N + n]) < 1e-4);
+        kern_linear(y, LDY, x, LDX, w, M, N, K, false);
+        memset(want, 0, (size_t)M * N * sizeof *want);
+        ref_linear(want, x, LDX, w, M, N, K);
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++)
+                assert_true(fabs(y[(size_t)m * LDY + n] - want[(size_t)m * N + n]) < 1e-4);
+        free(x);
+        free(w);
+        free(y);
+        free(want);
+    }
+}
+
 /* Attention over column slices of a packed (T, 3*H) buffer, like the encoder's. */
 static void check_attention(int T, int d)
 {
@@ -423,6 +458,7 @@ int main(void)
         cmocka_unit_test(sigmoid_and_l2_normalize_match_reference),
         cmocka_unit_test(dot_and_axpy_match_reference_on_odd_lengths),
         cmocka_unit_test(linear_matches_reference_on_strided_slices),
+        cmocka_unit_test(linear_matches_reference_on_encoder_shapes),
         cmocka_unit_test(attention_hand_loop_matches_reference),
         cmocka_unit_test(attention_gemm_path_matches_reference),
     };
