@@ -22,6 +22,7 @@
 #include "util/log.h"
 
 #define WB_MAX_SHARDS 4096
+#define WB_POPULATE_MIN (1u << 20) /* converted buffers from this size on are mmap'ed pre-faulted */
 #define WB_MAX_INDEX_BYTES (64u << 20)
 
 const char *mcli_dtype_name(mcli_dtype dt)
@@ -69,8 +70,12 @@ void weights_free(mcli_weights *w)
     for (size_t i = 0; i < w->n_maps; i++)
         if (w->maps[i].addr)
             munmap(w->maps[i].addr, w->maps[i].len);
-    for (size_t i = 0; i < w->n_bufs; i++)
-        free(w->bufs[i]);
+    for (size_t i = 0; i < w->n_bufs; i++) {
+        if (w->bufs[i].mapped)
+            munmap(w->bufs[i].p, w->bufs[i].len);
+        else
+            free(w->bufs[i].p);
+    }
     free(w->tensors);
     free(w->by_name);
     free(w->maps);
@@ -138,28 +143,28 @@ fail:
     return s;
 }
 
-static float f16_to_f32(uint16_t h)
+/* IEEE half -> float, exact for every input. The 15-bit exponent+mantissa moved into float
+ * position and scaled by 2^112 (the bias difference 127 - 15) is exact for normal and subnormal
+ * halves; infinities and NaNs keep their payload. */
+static inline float f16_to_f32(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t man = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise */
-            int e = -1;
-            do {
-                e++;
-                man <<= 1;
-            } while (!(man & 0x400));
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
+    uint32_t em = h & 0x7fffu, bits = em << 13;
+    float f;
+    if (em >= 0x7c00u) {
+        bits |= 0x7f800000u;
     } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+        memcpy(&f, &bits, sizeof f);
+        f *= 0x1p112f;
+        memcpy(&bits, &f, sizeof bits);
     }
+    bits |= (uint32_t)(h & 0x8000u) << 16;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline float bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
@@ -182,10 +187,7 @@ static float load_elem(mcli_dtype dt, const uint8_t *p)
     case MCLI_DT_BF16: {
         uint16_t h;
         memcpy(&h, p, 2);
-        uint32_t bits = (uint32_t)h << 16;
-        float f;
-        memcpy(&f, &bits, 4);
-        return f;
+        return bf16_to_f32(h);
     }
     case MCLI_DT_F64: {
         double d;
@@ -248,13 +250,36 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
         if (d->dt == MCLI_DT_F32 && contiguous && ((uintptr_t)d->src % _Alignof(float)) == 0) {
             data = (const float *)(const void *)d->src;
         } else {
-            buf = malloc(bytes ? bytes : 1);
+            /* Big buffers come pre-faulted from the kernel: first-touch page faults one by one
+             * cost more than the conversion itself on virtual machines. */
+            bool mapped = bytes >= WB_POPULATE_MIN;
+            if (mapped) {
+                void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                buf = p == MAP_FAILED ? NULL : p;
+            } else {
+                buf = malloc(bytes ? bytes : 1);
+            }
             if (!buf)
                 goto nomem;
+            w->bufs[w->n_bufs].p = buf;
+            w->bufs[w->n_bufs].len = bytes;
+            w->bufs[w->n_bufs].mapped = mapped;
             size_t es = wb_dtype_size(d->dt);
             if (contiguous) {
                 if (d->dt == MCLI_DT_F32) {
                     memcpy(buf, d->src, bytes);
+                } else if (d->dt == MCLI_DT_F16) {
+                    for (size_t i = 0; i < numel; i++) {
+                        uint16_t h;
+                        memcpy(&h, d->src + 2 * i, 2);
+                        buf[i] = f16_to_f32(h);
+                    }
+                } else if (d->dt == MCLI_DT_BF16) {
+                    for (size_t i = 0; i < numel; i++) {
+                        uint16_t h;
+                        memcpy(&h, d->src + 2 * i, 2);
+                        buf[i] = bf16_to_f32(h);
+                    }
                 } else {
                     for (size_t i = 0; i < numel; i++)
                         buf[i] = load_elem(d->dt, d->src + i * es);
@@ -276,7 +301,8 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
                 }
             }
             data = buf;
-            w->bufs[w->n_bufs++] = buf;
+            w->n_bufs++;
+            buf = NULL; /* owned by w now */
         }
         w->bytes += bytes;
     }
@@ -302,8 +328,30 @@ static int cmp_by_name(const void *a, const void *b)
     return strcmp(ta->name, tb->name);
 }
 
+/* Unmaps files no tensor points into (every tensor converted, e.g. F16 files or unaligned
+ * legacy storages), so their pages do not stay resident next to the converted copies. */
+static void release_unused_maps(mcli_weights *w)
+{
+    for (size_t m = 0; m < w->n_maps; m++) {
+        const uint8_t *a = w->maps[m].addr;
+        if (!a)
+            continue;
+        bool used = false;
+        for (size_t i = 0; i < w->n && !used; i++) {
+            const uint8_t *p = (const uint8_t *)w->tensors[i].data;
+            used = p && p >= a && p < a + w->maps[m].len;
+        }
+        if (!used) {
+            munmap(w->maps[m].addr, w->maps[m].len);
+            w->maps[m].addr = NULL;
+            w->maps[m].len = 0;
+        }
+    }
+}
+
 mcli_status wb_finish(mcli_weights *w, mcli_err *err)
 {
+    release_unused_maps(w);
     free(w->by_name);
     w->by_name = malloc((w->n ? w->n : 1) * sizeof *w->by_name);
     if (!w->by_name)

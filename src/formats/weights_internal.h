@@ -27,7 +27,7 @@ struct mcli_weights {
     const mcli_tensor **by_name; /* [n] sorted by name (set by wb_finish; tensors fixed after) */
     struct wb_map { void *addr; size_t len; } *maps;
     size_t n_maps, cap_maps;
-    void **bufs;            /* converted tensor data, owned */
+    struct wb_buf { void *p; size_t len; bool mapped; } *bufs; /* converted tensor data, owned */
     size_t n_bufs, cap_bufs;
     size_t bytes;           /* float32 bytes exposed */
     char format[64];

@@ -136,6 +136,7 @@ static void f32_is_zero_copy_and_f16_is_converted(void **state)
     assert_non_null(t);
     assert_int_equal(t->file_dtype, MCLI_DT_F16);
     assert_false(points_into_mapping(w, t->data));
+    assert_null(w->maps[0].addr); /* nothing points into the file: its mapping is released */
     weights_free(w);
 }
 
