@@ -140,12 +140,15 @@ static bool same_encoding(const mcli_encoding *a, const mcli_encoding *b)
            !memcmp(a->offsets, b->offsets, 2 * a->n * sizeof *a->offsets) && !memcmp(a->special, b->special, a->n);
 }
 
-/* Every corpus string alone and paired with the next one (truncated to 24 tokens). */
-static void compare_on_corpus(const mcli_tokenizer *x, const mcli_tokenizer *y)
+/* Every corpus string (the first `limit` if non-zero) alone and paired with the next one
+ * (truncated to 24 tokens). */
+static void compare_on_corpus(const mcli_tokenizer *x, const mcli_tokenizer *y, size_t limit)
 {
     json_t *c = corpus();
     size_t n = json_array_size(c);
     assert_true(n >= 100);
+    if (limit && limit < n)
+        n = limit;
     for (size_t i = 0; i < n; i++) {
         const json_t *t1 = json_array_get(c, i), *t2 = json_array_get(c, (i + 1) % n);
         for (int mode = 0; mode < 2; mode++) {
@@ -185,7 +188,7 @@ static void bert_tokenizer_json_equals_vocab_txt_on_corpus(void **state)
     assert_int_equal(tokenizer_vocab_size(a), 30522);
     assert_memory_equal(tokenizer_special(a), tokenizer_special(b), sizeof(mcli_special_ids));
     assert_int_equal(tokenizer_model_max_length(a), 512);
-    compare_on_corpus(a, b);
+    compare_on_corpus(a, b, 0);
     tokenizer_free(a);
     tokenizer_free(b);
     tt_rmdir(jdir);
@@ -204,7 +207,7 @@ static void gpt2_tokenizer_json_equals_vocab_json_on_corpus(void **state)
         mcli_tokenizer *a = tt_load(jdir);
         assert_int_equal(tokenizer_kind(a), MCLI_TOK_BPE);
         assert_int_equal(tokenizer_special(a)->eos, 50256);
-        compare_on_corpus(a, b);
+        compare_on_corpus(a, b, pairs ? 40 : 0); /* the ["a","b"] merges form: a shorter check */
         tokenizer_free(a);
         tt_rmdir(jdir);
     }
