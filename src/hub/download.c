@@ -104,6 +104,8 @@ typedef struct {
     int64_t file_offset;             /* bytes already in the part before this transfer */
     int64_t written;                 /* bytes written this transfer */
     EVP_MD_CTX *sha256, *sha1;
+    int64_t blob_size;               /* for re-initialising the git blob hash ("blob N\0"); -1 none */
+    bool restarted;                  /* a Range request was answered with the whole file */
     int write_errno;
     char err_body[ERR_BODY_MAX + 1]; /* start of an error response body, for messages */
     size_t err_len;
@@ -159,6 +161,18 @@ static void meta_write(const char *path, const char *id, const char *validator)
     fclose(f);
 }
 
+/* (Re)starts the content hashes; git hashes "blob <size>\0" before the content. */
+static void hash_restart(EVP_MD_CTX *sha256, EVP_MD_CTX *sha1, int64_t blob_size)
+{
+    EVP_DigestInit_ex(sha256, EVP_sha256(), NULL);
+    if (sha1) {
+        char hdr[40];
+        int hl = snprintf(hdr, sizeof hdr, "blob %lld", (long long)blob_size);
+        EVP_DigestInit_ex(sha1, EVP_sha1(), NULL);
+        EVP_DigestUpdate(sha1, hdr, (size_t)hl + 1);
+    }
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
     xfer *x = ud;
@@ -183,6 +197,15 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
     }
     if (len <= 2) {
         x->headers_done = true;
+        /* A 200 to a Range request (If-Range did not match, or Range is not supported): the body
+         * is the whole file, so write it from byte 0 instead of appending it. */
+        if (x->sink == SINK_FILE && x->status == 200 && x->file_offset > 0) {
+            if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0)
+                x->write_errno = errno ? errno : EIO;
+            hash_restart(x->sha256, x->sha1, x->blob_size);
+            x->file_offset = 0;
+            x->restarted = true;
+        }
         /* Record the validator before the first body byte, so that a crash mid-file can resume. */
         if (x->sink == SINK_FILE && x->meta_path && x->status == 200 && x->etag[0] &&
             strncmp(x->etag, "W/", 2) != 0) {
@@ -836,13 +859,7 @@ mcli_status dl_fetch(const dl_request *r, dl_result *out, mcli_err *err)
             goto fail;
         }
         /* Hash what we keep, then continue at its end. */
-        EVP_DigestInit_ex(sha256, EVP_sha256(), NULL);
-        if (sha1) {
-            char hdr[40];
-            int hl = snprintf(hdr, sizeof hdr, "blob %lld", (long long)expect_size);
-            EVP_DigestInit_ex(sha1, EVP_sha1(), NULL);
-            EVP_DigestUpdate(sha1, hdr, (size_t)hl + 1); /* git hashes "blob <size>\0" + content */
-        }
+        hash_restart(sha256, sha1, expect_size);
         if (have > 0 && !hash_prefix(fd, have, sha256, sha1)) {
             status = mcli_fail(err, MCLI_ERR_IO, "cannot read %s: %s", part, strerror(errno));
             goto fail;
@@ -862,6 +879,7 @@ mcli_status dl_fetch(const dl_request *r, dl_result *out, mcli_err *err)
         x.file_offset = have;
         x.sha256 = sha256;
         x.sha1 = sha1;
+        x.blob_size = expect_size;
         x.progress = r->progress;
         x.user = r->user;
         x.total = expect_size;
@@ -889,6 +907,9 @@ mcli_status dl_fetch(const dl_request *r, dl_result *out, mcli_err *err)
         }
         if (x.validator[0])
             snprintf(validator, sizeof validator, "%s", x.validator);
+        if (x.restarted)
+            LOG_WARN("hub: %s: the server sent the whole file instead of resuming; it was written from the start",
+                     r->dest);
         if (!complete && s == 206 && have > 0 && content_range_start(x.content_range) != have) {
             /* The server resumed somewhere else: the bytes just written are misplaced. */
             LOG_WARN("hub: %s: server answered Range %s with Content-Range '%s'; restarting", r->dest, range,
@@ -898,17 +919,6 @@ mcli_status dl_fetch(const dl_request *r, dl_result *out, mcli_err *err)
                 status = mcli_fail(err, MCLI_ERR_IO, "cannot truncate %s", part);
                 goto fail;
             }
-        } else if (!complete && s == 200 && have > 0 && rc == CURLE_OK) {
-            /* If-Range did not match: the server sent the whole file; it was appended at `have`.
-             * Move it to the front by restarting (rare; costs one more transfer). */
-            LOG_WARN("hub: %s changed on the server; downloading it again from the start", r->dest);
-            if (ftruncate(fd, 0) != 0) {
-                status = mcli_fail(err, MCLI_ERR_IO, "cannot truncate %s", part);
-                goto fail;
-            }
-            validator[0] = '\0';
-            attempt--; /* not a failure */
-            continue;
         } else if (!complete && s == 416) {
             validator[0] = '\0';
             if (ftruncate(fd, 0) != 0) {

@@ -24,6 +24,7 @@ GET /_control/log returns the request log; POST /_control/reset clears faults an
   kind "trickle": send the body in `chunk` byte pieces every `delay` seconds
   kind "stall":   send `after_bytes`, then stop sending for `delay` seconds
   kind "no_api":  the /api/models route answers 404 (so the client must probe files)
+  kind "no_range": the CDN ignores Range (answers 200 with the whole file)
 Each fault matches requests whose path contains `match` on `server` ("hub", "cdn" or "any"),
 for `times` requests (-1 = forever).
 
@@ -332,7 +333,7 @@ def _make_handler(hub, server_name):
             etag = f'"cdn-{sha[:20]}"'
             fault = hub.take_fault(server_name, self.path, ("drop", "corrupt", "trickle", "stall"))
             h = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
-            rng = self.headers.get("Range")
+            rng = None if hub.take_fault(server_name, self.path, ("no_range",)) else self.headers.get("Range")
             if_range = self.headers.get("If-Range")
             if rng and (if_range is None or if_range == etag) and rng.startswith("bytes="):
                 start_s, _, end_s = rng[len("bytes="):].partition("-")

@@ -131,6 +131,19 @@ def test_resume_after_a_dropped_connection_continues_from_the_partial_byte_count
     assert sha256_of(os.path.join(model_dir(env, GPT2), "model.safetensors")) == sha256_of(GPT2_WEIGHTS)
 
 
+def test_a_server_ignoring_range_gets_the_whole_file_written_from_the_start(hub, env):
+    hub.add_fault("drop", match="model.safetensors", server="cdn", times=1, after_bytes=200000)
+    hub.add_fault("no_range", match="model.safetensors", server="cdn", times=-1)
+    r = pull(env, GPT2)
+    assert r.returncode == 0, r.stderr
+    gets = cdn_gets(hub)
+    assert len(gets) == 2 and gets[1]["range"] == "bytes=200000-"
+    assert "instead of resuming" in r.stderr
+    d = model_dir(env, GPT2)
+    assert os.path.getsize(os.path.join(d, "model.safetensors")) == GPT2_SIZE
+    assert sha256_of(os.path.join(d, "model.safetensors")) == sha256_of(GPT2_WEIGHTS)
+
+
 def test_server_errors_are_retried_then_succeed(hub, env):
     hub.add_fault("status", match="/config.json", server="hub", times=2, status=503)
     r = pull(env, GPT2)
