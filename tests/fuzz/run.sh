@@ -1,7 +1,8 @@
 #!/bin/sh
-# Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined) and runs each for
+# Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined) - safetensors (header
+# parser), pickle (the unpickler), checkpoint (whole files through weights_open_file) - and runs each for
 # FUZZ_SECONDS (default 20) with a seed corpus taken from tests/fixtures/checkpoints.
-#   tests/fuzz/run.sh                 # both targets
+#   tests/fuzz/run.sh                 # all three targets
 #   FUZZ_SECONDS=300 tests/fuzz/run.sh pickle
 # Output and the grown corpora go to $FUZZ_OUT (default build-fuzz/ in the source tree).
 # Exit status is non-zero if a target crashes; the crashing input is left in $FUZZ_OUT.
@@ -9,7 +10,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${FUZZ_OUT:-$ROOT/build-fuzz}
 SECS=${FUZZ_SECONDS:-20}
-TARGETS=${*:-safetensors pickle}
+TARGETS=${*:-safetensors pickle checkpoint}
 CC=${CC:-clang}
 mkdir -p "$OUT"
 
@@ -20,8 +21,14 @@ SRCS="$ROOT/src/formats/*.c $ROOT/src/util/status.c $ROOT/src/util/log.c"
 
 # Seeds: the safetensors fixtures as they are; for the unpickler, every data.pkl of the zip
 # fixtures and the object pickle of the legacy ones (plain python3, no torch needed).
-mkdir -p "$OUT/seeds_safetensors" "$OUT/seeds_pickle" "$OUT/corpus_safetensors" "$OUT/corpus_pickle"
+mkdir -p "$OUT/seeds_safetensors" "$OUT/seeds_pickle" "$OUT/seeds_checkpoint" \
+         "$OUT/corpus_safetensors" "$OUT/corpus_pickle" "$OUT/corpus_checkpoint"
 find "$ROOT/tests/fixtures/checkpoints" -name '*.safetensors' -exec cp {} "$OUT/seeds_safetensors/" \;
+# whole files for fuzz_checkpoint: the small .bin and .safetensors fixtures, renamed uniquely
+i=0
+for f in $(find "$ROOT/tests/fixtures/checkpoints" -name '*.bin' -o -name '*.safetensors' | sort); do
+    i=$((i + 1)); cp "$f" "$OUT/seeds_checkpoint/seed$i"
+done
 python3 - "$ROOT/tests/fixtures/checkpoints" "$OUT/seeds_pickle" <<'PY'
 import os, pickletools, sys, zipfile, io
 src, dst = sys.argv[1], sys.argv[2]
