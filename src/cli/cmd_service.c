@@ -44,7 +44,7 @@
 typedef struct {
     /* flags as given (NULL = not given) */
     const char *f_host, *f_port, *f_models_dir, *f_db, *f_config, *f_pid_file, *f_log_file, *f_max_models,
-        *f_max_memory_mb, *f_lw_port;
+        *f_max_memory_mb, *f_lw_port, *f_threads;
     bool daemon, json, direct, summary;
     /* resolved */
     char host[256];
@@ -53,11 +53,11 @@ typedef struct {
     char db[PATH_CAP];
     char pid_file[PATH_CAP];
     char log_file[PATH_CAP];
-    long long max_models, max_memory_mb, lw_port;
+    long long max_models, max_memory_mb, lw_port, threads;
 } svc_settings;
 
 static const char *const config_keys[] = {"host", "port", "models_dir", "db", "pid_file", "log_file", "max_models",
-                                          "max_memory_mb", "lightweight_port", "log_level"};
+                                          "max_memory_mb", "lightweight_port", "threads", "log_level"};
 
 /* flag > env > config > NULL */
 static const char *pick(const char *flag, const char *env_name, const cfg_file *cfg, const char *key)
@@ -159,6 +159,10 @@ static int resolve_settings(const char *cmd, svc_settings *s)
     s->lw_port = 0;
     if ((v = pick(s->f_lw_port, "MCLI_SERVICE_LIGHTWEIGHT_PORT", c, "lightweight_port")) &&
         cfg_parse_int("lightweight_port", v, 0, 65535, &s->lw_port, &err) != MCLI_OK)
+        goto bad;
+    s->threads = 1;
+    if ((v = pick(s->f_threads, "MCLI_SERVICE_THREADS", c, "threads")) &&
+        cfg_parse_int("threads", v, 1, 256, &s->threads, &err) != MCLI_OK)
         goto bad;
     goto done;
 bad:
@@ -421,6 +425,7 @@ const char usage_start[] =
     "  --max-models N         models kept loaded, least recently used unloaded first (default 2)\n"
     "  --max-memory-mb N      memory budget of loaded models (default: none)\n"
     "  --lightweight-port N   port of POST /lightweight/start (default: port + 1)\n"
+    "  --threads N            engine threads per model call (default 1: requests run in parallel)\n"
     "  --pid-file FILE        (default D/service.pid; env MCLI_SERVICE_PID_FILE)\n"
     "  --log-file FILE        log of a --daemon service (default D/service.log)\n"
     "  --daemon               detach; returns once the service listens\n"
@@ -438,7 +443,7 @@ static int run_foreground(const svc_settings *s, int ready_fd)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     service_opts o = {.host = s->host, .port = s->port, .models_dir = s->models_dir, .db_path = s->db,
                       .max_models = (size_t)s->max_models, .max_memory_mb = (size_t)s->max_memory_mb,
-                      .lightweight_port = (int)s->lw_port, .access_log = true};
+                      .lightweight_port = (int)s->lw_port, .threads = (int)s->threads, .access_log = true};
     service *svc = NULL;
     mcli_err err = {0};
     int rc = 1;
@@ -488,6 +493,7 @@ int cmd_start(int argc, char **argv)
                             : strcmp(a, "--max-memory-mb") == 0   ? &s.f_max_memory_mb
                             : strcmp(a, "--lightweight-port") == 0 ? &s.f_lw_port
                             : strcmp(a, "--log-file") == 0        ? &s.f_log_file
+                            : strcmp(a, "--threads") == 0         ? &s.f_threads
                                                                   : NULL;
         if (slot) {
             if (i + 1 >= argc)

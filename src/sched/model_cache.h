@@ -90,7 +90,8 @@ typedef struct {
  * many models the cache holds (may exceed cap). */
 size_t model_cache_list(model_cache *c, model_cache_info *out, size_t cap);
 
-/* The loader over engine_load / engine_free (model_cache_engine.c). */
-model_cache_loader model_cache_engine_loader(void);
+/* The loader over engine_load / engine_free (model_cache_engine.c); n_threads is the engine's
+ * threads per model call (0 = the cores available). The value is held in the returned loader. */
+model_cache_loader model_cache_engine_loader(int n_threads);
 
 #endif

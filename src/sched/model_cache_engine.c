@@ -4,11 +4,12 @@
 #include "engine/engine.h"
 #include "sched/model_cache.h"
 
+#include <stdint.h>
+
 static mcli_status engine_loader_load(void *user, const char *path, void **model, size_t *bytes, mcli_err *err)
 {
-    (void)user;
     mcli_model *m = NULL;
-    mcli_engine_opts opts = {.n_threads = 0};
+    mcli_engine_opts opts = {.n_threads = (int)(intptr_t)user};
     mcli_status st = engine_load(path, &opts, &m, err);
     if (st != MCLI_OK)
         return st;
@@ -24,8 +25,9 @@ static void engine_loader_free(void *user, void *model)
     engine_free(model);
 }
 
-model_cache_loader model_cache_engine_loader(void)
+model_cache_loader model_cache_engine_loader(int n_threads)
 {
-    model_cache_loader l = {.load = engine_loader_load, .free = engine_loader_free, .user = NULL};
+    model_cache_loader l = {.load = engine_loader_load, .free = engine_loader_free,
+                            .user = (void *)(intptr_t)(n_threads > 0 ? n_threads : 0)};
     return l;
 }

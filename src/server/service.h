@@ -42,6 +42,8 @@ typedef struct {
     size_t max_models;         /* cache budget; 0 = 2 */
     size_t max_memory_mb;      /* cache budget; 0 = none */
     int lightweight_port;      /* /lightweight/start default; 0 = port + 1 */
+    int threads;               /* engine threads per model call; 0 = 1 (requests run in parallel on
+                                  their own connection threads instead) */
     bool access_log;
 } service_opts;
 

@@ -1321,7 +1321,8 @@ mcli_status service_new(const service_opts *o, service **out, mcli_err *err)
     if ((st = registry_clear_loaded(s->reg, err)) != MCLI_OK)
         goto fail;
     model_cache_opts co = {.max_models = o->max_models, .max_memory_mb = o->max_memory_mb,
-                           .loader = model_cache_engine_loader(), .on_evict = on_evict, .evict_user = s};
+                           .loader = model_cache_engine_loader(o->threads > 0 ? o->threads : 1),
+                           .on_evict = on_evict, .evict_user = s};
     if ((st = model_cache_new(&co, &s->cache, err)) != MCLI_OK)
         goto fail;
     mcli_err cerr = {0};
