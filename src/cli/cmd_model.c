@@ -284,7 +284,9 @@ int cmd_inspect(int argc, char **argv)
         snprintf(warnings[n_warn++], sizeof warnings[0],
                  "the classifier has %d outputs but config.json names %d labels", h.cls_outputs, cfg.n_labels);
     bool can_embed = cfg.arch != MCLI_ARCH_GPT2;
-    bool can_classify = h.cls;
+    /* As the engine runs them: BERT classifies from the pooler, DistilBERT through
+     * pre_classifier (required in h.cls); GPT-2 sequence classification is not run. */
+    bool can_classify = h.cls && (cfg.arch == MCLI_ARCH_DISTILBERT || (cfg.arch == MCLI_ARCH_BERT && h.pooler));
     bool can_fill = h.mlm;
     bool can_generate = cfg.arch == MCLI_ARCH_GPT2 && h.lm;
 

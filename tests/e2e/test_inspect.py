@@ -127,3 +127,46 @@ def test_usage_errors_exit_2_and_help_documents_flags():
     r = run_mcli("inspect", "--help")
     assert r.returncode == 0
     assert "--model DIR" in r.stdout and "--json" in r.stdout
+
+
+def _drop_tensors(src, dst, drop):
+    """Rewrites a safetensors file without the named tensors (pure Python, no torch)."""
+    import struct
+    raw = open(src, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    out_h, blobs, off = {}, [], 0
+    for name, e in sorted(header.items(), key=lambda kv: kv[1].get("data_offsets", [0])[0] if kv[0] != "__metadata__" else -1):
+        if name == "__metadata__" or name in drop:
+            continue
+        b, end = e["data_offsets"]
+        blob = data[b:end]
+        out_h[name] = dict(e, data_offsets=[off, off + len(blob)])
+        blobs.append(blob)
+        off += len(blob)
+    hj = json.dumps(out_h).encode()
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
+
+
+def test_bert_classifier_without_pooler_is_not_offered_for_classify(tmp_path):
+    src = os.path.join(CKPT, "bert_st_f32")
+    shutil.copy(os.path.join(src, "config.json"), tmp_path)
+    _drop_tensors(os.path.join(src, "model.safetensors"), str(tmp_path / "model.safetensors"),
+                  {"bert.pooler.dense.weight", "bert.pooler.dense.bias"})
+    o = json.loads(run_mcli("inspect", "--model", str(tmp_path), "--json").stdout)
+    assert o["heads"]["classification"]["present"] is True
+    assert o["heads"]["pooler"]["present"] is False
+    assert o["tasks"] == ["embed"]
+    assert o["n_tensors"] == len(EXPECTED["bert_st_f32"]["tensors"]) - 2
+
+
+def test_config_head_missing_from_weights_is_a_warning(tmp_path):
+    src = os.path.join(CKPT, "bert_st_f32")
+    shutil.copy(os.path.join(src, "config.json"), tmp_path)
+    _drop_tensors(os.path.join(src, "model.safetensors"), str(tmp_path / "model.safetensors"),
+                  {"classifier.weight", "classifier.bias"})
+    o = json.loads(run_mcli("inspect", "--model", str(tmp_path), "--json").stdout)
+    assert o["heads"]["classification"]["present"] is False
+    assert any("no classification head" in w for w in o["warnings"])
