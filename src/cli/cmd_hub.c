@@ -32,14 +32,6 @@ __attribute__((constructor)) static void hub_cli_set_data_dir(void)
     hub_catalog_set_data_dir(MCLI_DATA_DIR);
 }
 
-/* Until cmd_serve.c provides the server, keep the binary linking (a strong definition wins). */
-__attribute__((weak)) int cli_serve_models(const cli_serve_opts *opts)
-{
-    (void)opts;
-    fprintf(stderr, "mcli: server not available yet\n");
-    return 2;
-}
-
 /* ---- shared option parsing ---- */
 
 typedef struct {

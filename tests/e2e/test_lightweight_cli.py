@@ -274,3 +274,48 @@ def test_recommendation_under_a_real_cgroup_memory_limit(catalog_hub, env):
             os.rmdir(child)
         except OSError:
             pass
+
+
+def _serve_and_get_models(args, env, port):
+    import subprocess
+    import urllib.request
+    from conftest import wait_for_port
+    full = dict(os.environ)
+    full.update(env)
+    proc = subprocess.Popen([MCLI, *args, "--port", str(port)], env=full, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, proc, timeout=20)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=10) as r:
+            models = json.loads(r.read())["models"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    return models, err
+
+
+def test_lightweight_run_downloads_then_serves_the_model(catalog_hub, env):
+    from conftest import free_port
+    models, err = _serve_and_get_models(["workflow", "model-service", "lightweight-run", "--model",
+                                         "prajjwal1/bert-tiny"], env, free_port())
+    assert [m["path"] for m in models] == [model_dir(env, "prajjwal1/bert-tiny")]
+    assert "verified" in err
+
+
+def test_start_server_serves_downloaded_and_bundled_models(catalog_hub, env):
+    from conftest import free_port
+    write_user_catalog(env, [{"key": "mcli/demo-bert", "bundled": True, "path": TINY_BERT, "size_mb": 0.1}])
+    assert run_mcli("pull", "tiny-org/tiny-gpt2", env=env).returncode == 0
+    models, _ = _serve_and_get_models(["lightweight", "--start-server"], env, free_port())
+    assert sorted(m["path"] for m in models) == sorted([model_dir(env, "tiny-org/tiny-gpt2"), TINY_BERT])
+
+
+def test_unreachable_hub_falls_back_to_the_bundled_models(env):
+    from conftest import free_port
+    write_user_catalog(env, [{"key": "mcli/demo-bert", "bundled": True, "path": TINY_BERT, "size_mb": 0.1}])
+    e = dict(env)
+    e["HF_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    e["MCLI_RETRY_MAX"] = "2"
+    models, err = _serve_and_get_models(["lightweight-run", "--model", "prajjwal1/bert-tiny"], e, free_port())
+    assert [m["path"] for m in models] == [TINY_BERT]
+    assert "hub cannot be reached" in err and "bundled" in err
