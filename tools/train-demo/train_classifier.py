@@ -54,9 +54,9 @@ def parse_args():
     ap.add_argument("--per-lang", type=int, default=4000, help="cap on training texts per language")
     ap.add_argument("--heldout-per-lang", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--span-prob", type=float, default=0.5,
                     help="share of training examples cut to a random span of 2-12 words")
     ap.add_argument("--threads", type=int, default=1)
