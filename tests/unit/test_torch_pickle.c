@@ -102,6 +102,19 @@ static void legacy_checkpoints_match_torch_checksums(void **state)
     check_fixture("gpt2_pt_legacy");
 }
 
+static void other_torch_save_variants_match_torch_checksums(void **state)
+{
+    (void)state;
+    /* pickle protocol 4 (FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE), every dtype incl. a
+     * transposed F16 view, a zip re-written without alignment padding, a byteorder record */
+    check_fixture("variants/zip_protocol4.bin");
+    check_fixture("variants/legacy_protocol4.bin");
+    check_fixture("variants/zip_dtypes.bin");
+    check_fixture("variants/legacy_dtypes.bin");
+    check_fixture("variants/zip_python_zipfile.bin");
+    check_fixture("variants/zip_byteorder_little.bin");
+}
+
 static void sharded_pytorch_index_loads(void **state)
 {
     (void)state;
@@ -174,6 +187,7 @@ static void hostile_checkpoints_are_clear_errors(void **state)
     expect_file_fails("global_os_system.bin", MCLI_ERR_FORMAT, "refusing global 'posix.system'");
     expect_file_fails("global_builtins_eval_legacy.bin", MCLI_ERR_FORMAT, "refusing global '__builtin__.eval'");
     expect_file_fails("zip_deflated.bin", MCLI_ERR_UNSUPPORTED, "is compressed");
+    expect_file_fails("zip_byteorder_big.bin", MCLI_ERR_UNSUPPORTED, "little-endian");
     expect_file_fails("zip_short_storage.bin", MCLI_ERR_FORMAT, "has 1276 bytes but its tensors need 1280");
     expect_file_fails("zip_no_data_pkl.bin", MCLI_ERR_FORMAT, "without <folder>/data.pkl");
     expect_file_fails("zip_truncated.bin", MCLI_ERR_FORMAT, "not a readable zip");
@@ -633,6 +647,7 @@ int main(void)
         cmocka_unit_test(zip_with_renamed_archive_folder_loads),
         cmocka_unit_test(legacy_checkpoints_match_torch_checksums),
         cmocka_unit_test(sharded_pytorch_index_loads),
+        cmocka_unit_test(other_torch_save_variants_match_torch_checksums),
         cmocka_unit_test(shared_storage_and_views_are_resolved),
         cmocka_unit_test(legacy_gamma_beta_names_are_found_by_lookup),
         cmocka_unit_test(hostile_checkpoints_are_clear_errors),
