@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <pthread.h>
 
 #include "engine/bert.h"
 #include "engine/engine.h"
@@ -353,6 +354,61 @@ static void bad_inputs_are_rejected_with_clear_errors(void **state)
     fixture_close(f);
 }
 
+/* One model, four threads calling embed and classify at once: every result equals the reference. */
+typedef struct {
+    fixture *f;
+    int bad;
+} worker_ctx;
+
+static void *concurrent_worker(void *p)
+{
+    worker_ctx *w = p;
+    fixture *f = w->f;
+    const size_t H = (size_t)f->H;
+    float *out = malloc(f->n * H * sizeof *out);
+    float logits[64 * 3];
+    if (!out) {
+        w->bad = 1;
+        return NULL;
+    }
+    json_t *mean = json_object_get(f->ref, "mean"), *lref = json_object_get(f->ref, "logits");
+    for (int it = 0; it < 20 && !w->bad; it++) {
+        mcli_err err = {0};
+        if (engine_embed(f->m, f->seqs, f->n, MCLI_POOL_MEAN, false, out, &err) != MCLI_OK ||
+            engine_classify(f->m, f->seqs, f->n, logits, NULL, &err) != MCLI_OK) {
+            w->bad = 1;
+            break;
+        }
+        for (size_t i = 0; i < f->n; i++) {
+            for (size_t j = 0; j < H; j++)
+                if (fabs(out[i * H + j] - json_number_value(json_array_get(json_array_get(mean, i), j))) > TOL)
+                    w->bad = 1;
+            for (size_t j = 0; j < 3; j++)
+                if (fabs(logits[i * 3 + j] - json_number_value(json_array_get(json_array_get(lref, i), j))) > TOL)
+                    w->bad = 1;
+        }
+    }
+    free(out);
+    return NULL;
+}
+
+static void concurrent_calls_on_one_model_all_match_torch(void **state)
+{
+    (void)state;
+    fixture *f = fixture_open("bert_cls");
+    pthread_t t[4];
+    worker_ctx w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker_ctx){f, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, concurrent_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].bad, 0);
+    }
+    fixture_close(f);
+}
+
 static void missing_model_directory_is_not_found(void **state)
 {
     (void)state;
@@ -375,6 +431,7 @@ int main(void)
         cmocka_unit_test(distilbert_mlm_with_computed_sinusoidal_positions_matches_torch),
         cmocka_unit_test(batch_larger_than_one_chunk_matches_torch),
         cmocka_unit_test(bad_inputs_are_rejected_with_clear_errors),
+        cmocka_unit_test(concurrent_calls_on_one_model_all_match_torch),
         cmocka_unit_test(missing_model_directory_is_not_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
