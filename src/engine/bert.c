@@ -432,11 +432,11 @@ static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch 
     for (int l = 0; l < b->L; l++) {
         const bert_layer *y = &b->layers[l];
         float *qkv = s->big;
-        /* q | k | v (N, 3H): three products into column slices, one bias pass */
-        kern_linear(qkv, H3, s->x, (size_t)H, y->wq, N, H, H, false);
-        kern_linear(qkv + H, H3, s->x, (size_t)H, y->wk, N, H, H, false);
-        kern_linear(qkv + 2 * H, H3, s->x, (size_t)H, y->wv, N, H, H, false);
-        kern_bias_act(qkv, H3, y->bqkv, N, 3 * H, KERN_ACT_NONE);
+        /* q | k | v (N, 3H) = bias, then += three products into column slices */
+        kern_fill_rows(qkv, H3, y->bqkv, N, 3 * H);
+        kern_linear(qkv, H3, s->x, (size_t)H, y->wq, N, H, H, true);
+        kern_linear(qkv + H, H3, s->x, (size_t)H, y->wk, N, H, H, true);
+        kern_linear(qkv + 2 * H, H3, s->x, (size_t)H, y->wv, N, H, H, true);
         size_t off = 0;
         for (size_t i = 0; i < n; i++) {
             int T = (int)seqs[i].len;
@@ -452,8 +452,9 @@ static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch 
         kern_add_layernorm(s->x, (size_t)H, y->bo, y->ln1_g, y->ln1_b, N, H, b->eps);
         /* x = LN(x + act(x W1^T + b1) W2^T + b2) */
         float *ffn = s->big;
-        kern_linear(ffn, (size_t)I, s->x, (size_t)H, y->w1, N, I, H, false);
-        kern_bias_act(ffn, (size_t)I, y->b1, N, I, b->act);
+        kern_fill_rows(ffn, (size_t)I, y->b1, N, I);
+        kern_linear(ffn, (size_t)I, s->x, (size_t)H, y->w1, N, I, H, true);
+        kern_bias_act(ffn, (size_t)I, NULL, N, I, b->act);
         kern_linear(s->x, (size_t)H, ffn, (size_t)I, y->w2, N, H, I, true);
         kern_add_layernorm(s->x, (size_t)H, y->b2, y->ln2_g, y->ln2_b, N, H, b->eps);
     }

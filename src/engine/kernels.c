@@ -244,6 +244,12 @@ void kern_linear(float *y, size_t ldy, const float *x, size_t ldx, const float *
                 y, (int)ldy);
 }
 
+void kern_fill_rows(float *y, size_t ldy, const float *b, int M, int N)
+{
+    for (int m = 0; m < M; m++)
+        memcpy(y + (size_t)m * ldy, b, (size_t)N * sizeof *y);
+}
+
 void kern_bias_act(float *x, size_t ldx, const float *b, int M, int N, kern_act act)
 {
     for (int m = 0; m < M; m++) {

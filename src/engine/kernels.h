@@ -42,6 +42,10 @@ void kern_set_threads(int n);
 void kern_linear(float *y, size_t ldy, const float *x, size_t ldx, const float *w, int M, int N, int K,
                  bool accumulate);
 
+/* y (M, N) = b (N) broadcast to every row: a bias written before kern_linear(accumulate) so that
+ * the product needs no separate zeroing or bias pass. */
+void kern_fill_rows(float *y, size_t ldy, const float *b, int M, int N);
+
 /* x (M, N) = act(x + b (N)), b may be NULL. */
 void kern_bias_act(float *x, size_t ldx, const float *b, int M, int N, kern_act act);
 

@@ -186,6 +186,19 @@ static void bias_act_matches_reference_for_every_activation(void **state)
     }
 }
 
+static void fill_rows_broadcasts_the_bias_and_leaves_the_rest(void **state)
+{
+    (void)state;
+    float y[3 * 5];
+    for (int i = 0; i < 15; i++)
+        y[i] = -1.0f;
+    const float b[3] = {1, 2, 3};
+    kern_fill_rows(y, 5, b, 3, 3);
+    for (int m = 0; m < 3; m++)
+        for (int n = 0; n < 5; n++)
+            assert_true(y[m * 5 + n] == (n < 3 ? b[n] : -1.0f));
+}
+
 static void bias_act_without_bias_is_plain_activation(void **state)
 {
     (void)state;
@@ -451,6 +464,7 @@ int main(void)
         cmocka_unit_test(tanh_is_accurate_for_tiny_and_large_inputs),
         cmocka_unit_test(bias_act_matches_reference_for_every_activation),
         cmocka_unit_test(bias_act_without_bias_is_plain_activation),
+        cmocka_unit_test(fill_rows_broadcasts_the_bias_and_leaves_the_rest),
         cmocka_unit_test(add_layernorm_matches_reference_with_and_without_bias),
         cmocka_unit_test(layernorm_of_a_constant_row_is_beta),
         cmocka_unit_test(softmax_rows_match_reference_and_sum_to_one),
