@@ -14,9 +14,10 @@
    batch 1 at 1 thread.
 3. Start-up to first result: wall time of `mcli embed --model DIR "hello world"` (load + tokenize +
    forward + print), median of 7 runs after one warm-up (files in the page cache).
-4. Decoder: if BUILD/bench/bench_gpt2 exists (the decoder's harness), it is run with --json and
-   every JSON line it prints is added to the results under "decoder" and printed as a table
-   (its keys are the columns). Its rows are not interpreted here.
+4. Decoder: if BUILD/bench/bench_gpt2 exists (the decoder's harness: GPT-2 small, random weights,
+   prompt and generation tokens/s, its own bandwidth probe), it is run at 1 and 2 threads
+   (--reps 2); the JSON object on its last line is added under "decoder" and printed as a table
+   (its keys are the columns). Its figures are not interpreted here. --skip-decoder leaves it out.
 
 Prints tables and writes bench/results/bench-<UTC time>.json and .md.
 """
@@ -136,6 +137,21 @@ def encoder_cell(build, model_dir, spec, seq, batch, threads, gflops_guess):
     return r
 
 
+def interleaved_ratio(build, model_dir, spec, rounds=5):
+    """distilbert-base b1 s128 at 2 threads against sgemm 2048^3 at 2 threads, alternated round by
+    round so that both see the same machine load; the ratio of each round, and their median."""
+    out = []
+    for _ in range(rounds):
+        g = run_json([os.path.join(build, "bench", "sgemm_peak"), "2", "5"])[0]["median_gflops"]
+        r = run_json([os.path.join(build, "mcli"), "bench", "--model", model_dir, "--seq-len", "128", "--batch", "1",
+                      "--threads", "2", "--runs", "5", "--json"])[0]
+        mine = flops(spec, 128, 1) / (r["median_ms"] / 1e3) / 1e9
+        out.append({"sgemm_gflops": g, "encoder_gflops": mine, "encoder_ms": r["median_ms"], "ratio": mine / g})
+    return {"rounds": out, "median_ratio": statistics.median(x["ratio"] for x in out),
+            "median_encoder_ms": statistics.median(x["encoder_ms"] for x in out),
+            "median_sgemm_gflops": statistics.median(x["sgemm_gflops"] for x in out)}
+
+
 def startup(build, model_dir, n=7):
     cmd = [os.path.join(build, "mcli"), "embed", "--model", model_dir, "hello world"]
     subprocess.run(cmd, capture_output=True, check=True)
@@ -151,10 +167,16 @@ def decoder(build):
     exe = os.path.join(build, "bench", "bench_gpt2")
     if not os.path.exists(exe):
         return None
-    try:
-        return run_json([exe, "--json"], timeout=1800)
-    except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
-        return [{"error": str(e)}]
+    rows = []
+    for t in (1, 2):
+        try:
+            got = run_json([exe, "--threads", str(t), "--reps", "2"], timeout=1800)
+            row = got[-1] if got else {"error": "no JSON line"}
+        except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+            row = {"error": str(e)}
+        row.setdefault("threads", t)
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------- report
@@ -170,6 +192,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="CMake build directory (default build)")
     ap.add_argument("--quick", action="store_true", help="skip the batch 8/32 x seq 512 cells")
     ap.add_argument("--skip-limits", action="store_true", help="do not measure sgemm/triad")
+    ap.add_argument("--skip-decoder", action="store_true", help="do not run bench_gpt2")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()
     build = os.path.abspath(a.build)
@@ -201,9 +224,12 @@ def main():
                           f"(min {r['min_ms']:.3f}, first {r['first_ms']:.3f}, {r['runs']} runs) "
                           f"{r['gflops']:6.1f} GFLOPS, RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
     res["encoder"] = cells
+    if not a.skip_limits:
+        res["interleaved"] = interleaved_ratio(build, dirs["distilbert-base"], MODELS["distilbert-base"])
+        print("interleaved distilbert b1 s128 2T vs sgemm 2T:", json.dumps(res["interleaved"]), flush=True)
     res["startup"] = {name: startup(build, d) for name, d in dirs.items()}
     print("start-up to first result:", json.dumps(res["startup"]), flush=True)
-    dec = decoder(build)
+    dec = None if a.skip_decoder else decoder(build)
     if dec is not None:
         res["decoder"] = dec
     if not a.skip_limits:
@@ -225,6 +251,7 @@ def main():
         summary["distilbert_b1_s128_2t_gflops"] = d["gflops"]
         summary["sgemm_2t_gflops_mean_start_end"] = p2
         summary["distilbert_b1_s128_2t_fraction_of_sgemm_peak"] = d["gflops"] / p2
+        summary["interleaved_fraction_of_sgemm_peak_median"] = res["interleaved"]["median_ratio"]
     summary["bert_tiny_s32_2t_ms"] = cell("bert-tiny", 32, 1, 2)["median_ms"]
     summary["bert_tiny_s32_1t_ms"] = cell("bert-tiny", 32, 1, 1)["median_ms"]
     d = cell("distilbert-base", 128, 1, 2)
@@ -250,12 +277,19 @@ def main():
                          ("first ms", lambda r: f"{r['first_ms']:.3f}"), ("runs", lambda r: str(r["runs"])),
                          ("GFLOPS", lambda r: f"{r['gflops']:.1f}"),
                          ("peak RSS MiB", lambda r: f"{r['peak_rss_mib']:.0f}")]), ""]
+    if "interleaved" in res:
+        md += ["distilbert-base b1 s128 at 2 threads against sgemm 2048^3 at 2 threads, alternated:", "",
+               table(res["interleaved"]["rounds"],
+                     [("sgemm GFLOPS", lambda r: f"{r['sgemm_gflops']:.1f}"),
+                      ("encoder ms", lambda r: f"{r['encoder_ms']:.2f}"),
+                      ("encoder GFLOPS", lambda r: f"{r['encoder_gflops']:.1f}"),
+                      ("ratio", lambda r: f"{r['ratio']:.2f}")]), ""]
     md += ["Start-up to first result (`mcli embed --model DIR \"hello world\"`, wall ms):", "",
            table([dict(name=k, **v) for k, v in res["startup"].items()],
                  [("model", lambda r: r["name"]), ("median", lambda r: f"{r['median_ms']:.1f}"),
                   ("min-max", lambda r: f"{r['min_ms']:.1f}-{r['max_ms']:.1f}")]), ""]
     if dec:
-        keys = sorted({k for r in dec for k in r})
+        keys = sorted({k for r in dec for k, v in r.items() if not isinstance(v, (dict, list))})
         md += ["Decoder (bench_gpt2):", "", table(dec, [(k, (lambda kk: lambda r: str(r.get(kk, "")))(k)) for k in keys]),
                ""]
     md += ["Summary: " + json.dumps({k: round(v, 4) for k, v in summary.items()})]
