@@ -42,7 +42,7 @@ struct bpe {
     size_t n_slots, n_merges, n_skipped;
     bool has_zero_pair;
     merge_slot zero_pair;
-    pcre2_code *re;
+    const pcre2_code *re;         /* shared by all tokenizers (compiled once) */
     cache_slot *cache;            /* [BPE_CACHE_SLOTS] */
     pthread_mutex_t locks[BPE_CACHE_STRIPES];
     bool locks_ready;
@@ -255,6 +255,21 @@ mcli_status bpe_load_merges_txt(bpe *b, const char *data, size_t len, const char
 
 /* --- create / free ------------------------------------------------------------------- */
 
+/* The pattern is compiled (and JIT-compiled when PCRE2 has a JIT) once per process and shared:
+ * a compiled pattern is read-only during matching, so concurrent use is safe. It is never freed. */
+static pthread_once_t pattern_once = PTHREAD_ONCE_INIT;
+static pcre2_code *gpt2_re;
+static int pattern_error;
+static PCRE2_SIZE pattern_error_at;
+
+static void compile_pattern(void)
+{
+    gpt2_re = pcre2_compile((PCRE2_SPTR)gpt2_pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &pattern_error,
+                            &pattern_error_at, NULL);
+    if (gpt2_re)
+        (void)pcre2_jit_compile(gpt2_re, PCRE2_JIT_COMPLETE); /* optional: interpreted matching otherwise */
+}
+
 mcli_status bpe_new(const tok_vocab *vocab, bpe **out, mcli_err *err)
 {
     *out = NULL;
@@ -288,18 +303,15 @@ mcli_status bpe_new(const tok_vocab *vocab, bpe **out, mcli_err *err)
     }
     b->locks_ready = true;
 
-    int ecode;
-    PCRE2_SIZE eoff;
-    b->re = pcre2_compile((PCRE2_SPTR)gpt2_pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ecode,
-                          &eoff, NULL);
-    if (!b->re) {
+    pthread_once(&pattern_once, compile_pattern);
+    if (!gpt2_re) {
         PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(ecode, msg, sizeof msg);
-        st = mcli_fail(err, MCLI_ERR_INTERNAL, "bpe: compiling the GPT-2 pattern failed at %zu: %s", (size_t)eoff,
-                       (const char *)msg);
+        pcre2_get_error_message(pattern_error, msg, sizeof msg);
+        st = mcli_fail(err, MCLI_ERR_INTERNAL, "bpe: compiling the GPT-2 pattern failed at %zu: %s",
+                       (size_t)pattern_error_at, (const char *)msg);
         goto fail;
     }
-    (void)pcre2_jit_compile(b->re, PCRE2_JIT_COMPLETE); /* optional: interpreted matching otherwise */
+    b->re = gpt2_re;
     *out = b;
     return MCLI_OK;
 nomem:
@@ -316,7 +328,6 @@ void bpe_free(bpe *b)
     if (b->locks_ready)
         for (int i = 0; i < BPE_CACHE_STRIPES; i++)
             pthread_mutex_destroy(&b->locks[i]);
-    pcre2_code_free(b->re);
     free(b->cache);
     free(b->merges);
     free(b);
