@@ -100,6 +100,7 @@ typedef struct {
     bool quiet;
     int last_decile;          /* non-TTY: last 10% step printed for the current file */
     double last_draw;
+    int64_t last_drawn;       /* TTY: bytes shown by the last redraw (-1 none) */
     size_t cur_index;
 } progress_state;
 
@@ -134,6 +135,7 @@ static int on_progress(void *user, const hub_event *ev)
         break;
     case HUB_EV_FILE_START:
         ps->last_decile = -1;
+        ps->last_drawn = -1;
         ps->cur_index = ev->index;
         ps->last_draw = 0;
         human_bytes((double)(ev->file_total > 0 ? ev->file_total : 0), a, sizeof a);
@@ -146,9 +148,10 @@ static int on_progress(void *user, const hub_event *ev)
         human_bytes(ev->bytes_per_sec, sp, sizeof sp);
         if (ps->tty) {
             double t = mono_now();
-            if (t - ps->last_draw < 0.1 && ev->file_done != ev->file_total)
+            if (ev->file_done == ps->last_drawn || (t - ps->last_draw < 0.1 && ev->file_done != ev->file_total))
                 break;
             ps->last_draw = t;
+            ps->last_drawn = ev->file_done;
             char bar[31];
             int filled = (int)(pct * 30 / 100);
             for (int i = 0; i < 30; i++)
@@ -247,7 +250,7 @@ static mcli_status resolve_model(const hub_catalog *cat, const char *typed, char
 static int do_pull(const char *cmd, const char *models_dir, const char *repo, const char *rev, bool quiet,
                    hub_pull_result *res, mcli_err *err)
 {
-    progress_state ps = {isatty(2) && !getenv("MCLI_PROGRESS_LINES"), quiet, -1, 0, 0};
+    progress_state ps = {isatty(2) && !getenv("MCLI_PROGRESS_LINES"), quiet, -1, 0, -1, 0};
     hub_pull_opts o = {models_dir, repo, rev, NULL, NULL, -1, NULL, on_progress, &ps};
     fprintf(stderr, "Pulling %s@%s into %s/lightweight/%s\n", repo, rev, models_dir, repo);
     mcli_status st = hub_pull(&o, res, err);
