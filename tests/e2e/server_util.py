@@ -108,3 +108,56 @@ def wait_until(pred, timeout=10.0, step=0.05):
             return True
         time.sleep(step)
     return False
+
+
+def make_slow_gpt2(out, n_pos=4096, hidden=128, layers=2, heads=4):
+    """A random GPT-2 with a long context (so a generation can be interrupted midway) and the tiny
+    fixture's vocabulary, written with numpy in well under a second (torch would take longer)."""
+    import shutil
+    import struct as st
+
+    import numpy as np
+
+    os.makedirs(out, exist_ok=True)
+    src = os.path.join(DEC, "tiny-gpt2")
+    for f in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        shutil.copyfile(os.path.join(src, f), os.path.join(out, f))
+    vocab = len(json.load(open(os.path.join(src, "vocab.json"), encoding="utf-8")))
+    rng = np.random.default_rng(0)
+    t = {"transformer.wte.weight": (vocab, hidden), "transformer.wpe.weight": (n_pos, hidden)}
+    ones = {"transformer.ln_f.weight": hidden}
+    zeros = {"transformer.ln_f.bias": hidden}
+    for i in range(layers):
+        p = f"transformer.h.{i}."
+        ones[p + "ln_1.weight"] = ones[p + "ln_2.weight"] = hidden
+        zeros[p + "ln_1.bias"] = zeros[p + "ln_2.bias"] = hidden
+        t[p + "attn.c_attn.weight"] = (hidden, 3 * hidden)
+        t[p + "attn.c_attn.bias"] = (3 * hidden,)
+        t[p + "attn.c_proj.weight"] = (hidden, hidden)
+        t[p + "attn.c_proj.bias"] = (hidden,)
+        t[p + "mlp.c_fc.weight"] = (hidden, 4 * hidden)
+        t[p + "mlp.c_fc.bias"] = (4 * hidden,)
+        t[p + "mlp.c_proj.weight"] = (4 * hidden, hidden)
+        t[p + "mlp.c_proj.bias"] = (hidden,)
+    arrays = {k: (rng.standard_normal(s) * 0.02).astype("<f4") for k, s in t.items()}
+    arrays.update({k: np.ones(n, "<f4") for k, n in ones.items()})
+    arrays.update({k: np.zeros(n, "<f4") for k, n in zeros.items()})
+    # Never end early: with ln_f's bias at 1 and EOS's (tied) embedding at -5 everywhere, EOS's logit
+    # is -5 * hidden whatever the hidden state (the normalised part sums to zero).
+    arrays["transformer.ln_f.bias"] = np.ones(hidden, "<f4")
+    eos = json.load(open(os.path.join(src, "config.json")))["eos_token_id"]
+    arrays["transformer.wte.weight"][eos, :] = -5.0
+    header, blobs, off = {}, [], 0
+    for k in sorted(arrays):
+        b = arrays[k].tobytes()
+        header[k] = {"dtype": "F32", "shape": list(arrays[k].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(os.path.join(out, "model.safetensors"), "wb") as f:
+        f.write(st.pack("<Q", len(h)) + h + b"".join(blobs))
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    cfg.update({"n_embd": hidden, "n_layer": layers, "n_head": heads, "n_positions": n_pos, "n_ctx": n_pos})
+    json.dump(cfg, open(os.path.join(out, "config.json"), "w"))
+    return out
