@@ -18,7 +18,7 @@
 #define TP_MAX_STACK (1u << 20)   /* values on the stack */
 #define TP_MAX_MARKS 4096         /* open MARKs */
 #define TP_MAX_MEMO (1u << 22)    /* memo slots */
-#define TP_MAX_NODES (1u << 23)   /* values created by one pickle */
+#define TP_MAX_NODES (1u << 21)   /* values created by one pickle (bert-large needs ~10k) */
 #define TP_MAX_STR (1u << 20)     /* bytes in one string */
 #define TP_MAX_GLOBAL 128         /* bytes of a GLOBAL module or name */
 

@@ -17,7 +17,7 @@
 #include "formats/weights_internal.h"
 
 #define ZIP_MAX_ENTRIES (1u << 20)
-#define ZIP_MAX_PKL (256u << 20)
+#define ZIP_MAX_PKL (64u << 20)
 #define ZIP_MAX_NAME 1024
 
 /* Reads the current entry (at most cap bytes) into a new buffer; CRC checked. */

@@ -705,8 +705,17 @@ mcli_status weights_open(const char *dir, mcli_weights **out, mcli_err *err)
         LOG_DEBUG("%s: %zu tensors, %zu bytes (%s)", path, (*out)->n, (*out)->bytes, (*out)->format);
         return MCLI_OK;
     }
+    static const char *const foreign[] = {"tf_model.h5", "flax_model.msgpack", "model.onnx", "rust_model.ot"};
+    const char *hint = "";
+    for (size_t i = 0; i < sizeof foreign / sizeof *foreign; i++) {
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, foreign[i]) < sizeof path && file_exists(path)) {
+            hint = "; only PyTorch and safetensors weights are read (this directory has other formats only)";
+            break;
+        }
+    }
     return mcli_fail(err, MCLI_ERR_NOT_FOUND,
                      "%s: no weights found (looked for model.safetensors, model.safetensors.index.json, "
-                     "pytorch_model.bin, pytorch_model.bin.index.json)",
-                     dir);
+                     "pytorch_model.bin, pytorch_model.bin.index.json)%s",
+                     dir, hint);
 }

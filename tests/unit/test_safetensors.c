@@ -403,6 +403,13 @@ static void missing_dir_and_empty_dir_are_not_found(void **state)
     assert_non_null(mkdtemp(dir));
     assert_int_equal(weights_open(dir, &w, &err), MCLI_ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "model.safetensors"));
+    assert_null(strstr(err.msg, "other formats"));
+    write_file(dir, "tf_model.h5", "x", 1); /* a TensorFlow-only repository */
+    assert_int_equal(weights_open(dir, &w, &err), MCLI_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "other formats only"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/tf_model.h5", dir);
+    unlink(path);
     rmdir(dir);
 }
 
