@@ -358,9 +358,10 @@ static mcli_status check_disk(pull_ctx *c, size_t from, mcli_err *err)
         char p[4400];
         struct stat st;
         int64_t have = 0;
-        if (path_of(c, f->name, p, sizeof p) && strlen(p) + 6 < sizeof p) {
-            strcat(p, ".part"); /* bounded above; p is our own path, not untrusted bytes */
-            if (stat(p, &st) == 0 && st.st_size <= f->meta.size)
+        if (path_of(c, f->name, p, sizeof p)) {
+            char part[4410];
+            snprintf(part, sizeof part, "%s.part", p);
+            if (stat(part, &st) == 0 && st.st_size <= f->meta.size)
                 have = (int64_t)st.st_size;
         }
         need += f->meta.size - have;
@@ -531,6 +532,8 @@ static mcli_status pull_offline(pull_ctx *c, mcli_err *err)
 mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err)
 {
     memset(res, 0, sizeof *res);
+    if (!o || !o->models_dir || !o->models_dir[0] || !o->repo)
+        return mcli_fail(err, MCLI_ERR_INVALID_ARG, "pull needs a models directory and a repository id");
     pull_ctx c;
     memset(&c, 0, sizeof c);
     c.o = o;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,6 +47,7 @@ static int setup(void **state)
     if (hub_pid < 0)
         return -1;
     if (hub_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a crashed test */
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
