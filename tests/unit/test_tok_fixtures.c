@@ -4,7 +4,8 @@
  * "<|endoftext|>" inside text...) must give exactly the ids stored in
  * tests/fixtures/tokenizers/{bert,gpt2}_expect.json (transformers.js, or Python behaviour
  * hand-checked where JS differs). Also: BERT decode equals the reference decode, and every
- * GPT-2 string round-trips through encode/decode byte for byte. */
+ * GPT-2 string round-trips through encode/decode byte for byte; and 400 seeded random strings
+ * over many Unicode blocks agree with a Python transcription of the transformers algorithm. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,11 +112,59 @@ static void gpt2_vocab_json_matches_reference_and_round_trips(void **state)
     tt_rmdir(dir);
 }
 
+/* 400 seeded random strings over many Unicode blocks, with ids from the Python-rules reference
+ * (tests/fixtures/gen/check_tokenizer_pyref.py): BERT and GPT-2 must both agree on every one. */
+static void random_unicode_strings_match_python_rules(void **state)
+{
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tokenizers/pyrules_random.json", MCLI_FIXTURES);
+    json_error_t je;
+    json_t *fx = json_load_file(path, JSON_ALLOW_NUL, &je);
+    if (!fx)
+        fail_msg("%s: %s", path, je.text);
+    char *bdir = tt_bert_dir(NULL), *gdir = tt_gpt2_dir();
+    mcli_tokenizer *bert = tt_load(bdir), *gpt = tt_load(gdir);
+    const json_t *cases = json_object_get(fx, "cases");
+    assert_int_equal(json_array_size(cases), 400);
+    int bad = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(cases, i, c) {
+        const json_t *jt = json_object_get(c, "text");
+        for (int k = 0; k < 2; k++) {
+            const mcli_tokenizer *t = k ? gpt : bert;
+            const json_t *ids = json_object_get(c, k ? "gpt2_ids" : "bert_ids");
+            mcli_encoding e;
+            mcli_err err;
+            mcli_tok_opts o = {.add_special_tokens = true};
+            assert_int_equal(tokenizer_encode(t, json_string_value(jt), json_string_length(jt), NULL, 0, &o, &e, &err),
+                             MCLI_OK);
+            bool same = json_array_size(ids) == e.n;
+            for (size_t j = 0; same && j < e.n; j++)
+                same = json_integer_value(json_array_get(ids, j)) == e.ids[j];
+            if (!same) {
+                print_error("random case %zu (%s) \"%s\": got %s\n", i, k ? "gpt2" : "bert", json_string_value(jt),
+                            tt_tokens(t, &e));
+                bad++;
+            }
+            encoding_free(&e);
+        }
+    }
+    assert_int_equal(bad, 0);
+    tokenizer_free(bert);
+    tokenizer_free(gpt);
+    tt_rmdir(bdir);
+    tt_rmdir(gdir);
+    json_decref(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bert_vocab_txt_matches_reference_on_corpus),
         cmocka_unit_test(gpt2_vocab_json_matches_reference_and_round_trips),
+        cmocka_unit_test(random_unicode_strings_match_python_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
