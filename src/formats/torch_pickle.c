@@ -880,6 +880,13 @@ mcli_status tp_parse_state_dict(const uint8_t *data, size_t len, const char *wha
         t->name[k->u.s.n] = '\0';
         out->n_tensors++;
     }
+    if (out->n_tensors == 0 && out->n_skipped > 0) {
+        s = mcli_fail(err, MCLI_ERR_UNSUPPORTED,
+                      "%s: the pickled dict holds no tensors at its top level (a training checkpoint with a "
+                      "nested state dict?); save model.state_dict() instead",
+                      what);
+        goto fail;
+    }
     if (out->n_skipped)
         LOG_WARN("%s: ignored %zu entries of the state dict that are not tensors", what, out->n_skipped);
     *used = u.pos;

@@ -390,6 +390,26 @@ static void foreign_globals_are_refused_by_name(void **state)
     expect_pickle_fails(&p, MCLI_ERR_FORMAT, "REDUCE on a storage type");
 }
 
+static void nested_training_checkpoint_is_unsupported_not_empty(void **state)
+{
+    (void)state;
+    static pk p;
+    p.n = 0; /* {"model": {"w": tensor}, "epoch": 3} */
+    proto(&p);
+    op(&p, '}');
+    op(&p, '(');
+    str(&p, "model");
+    op(&p, '}');
+    str(&p, "w");
+    tensor2d(&p, "0", 4, 0, 2, 2, 2, 1);
+    op(&p, 's');
+    str(&p, "epoch");
+    int1(&p, 3);
+    op(&p, 'u');
+    op(&p, '.');
+    expect_pickle_fails(&p, MCLI_ERR_UNSUPPORTED, "no tensors at its top level");
+}
+
 static void memo_stack_and_mark_abuse_are_bounded(void **state)
 {
     (void)state;
@@ -653,6 +673,7 @@ int main(void)
         cmocka_unit_test(hostile_checkpoints_are_clear_errors),
         cmocka_unit_test(handmade_state_dict_gives_shapes_strides_and_storages),
         cmocka_unit_test(foreign_globals_are_refused_by_name),
+        cmocka_unit_test(nested_training_checkpoint_is_unsupported_not_empty),
         cmocka_unit_test(memo_stack_and_mark_abuse_are_bounded),
         cmocka_unit_test(huge_stacks_are_refused),
         cmocka_unit_test(malformed_opcodes_and_truncation_are_errors),
