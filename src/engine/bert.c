@@ -460,6 +460,35 @@ static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch 
     }
 }
 
+/* Threads for one call. Below BERT_MT_MIN_MACS multiply-adds in the FFN product (bert-tiny up
+ * to ~250 tokens), waking OpenBLAS's second thread for every product costs more than it saves,
+ * and far more on a busy machine (measured: bert-tiny s32 at 2 threads 4x slower than at 1 with
+ * the load average at 14), so such calls run on the caller's thread only. OpenBLAS's count is
+ * process-wide: it is set for the call and put back afterwards; a concurrent call may see the
+ * other value, which only changes its speed. */
+#define BERT_MT_MIN_MACS (16.0 * 1024 * 1024)
+
+typedef struct {
+    int prev, want;
+} call_threads;
+
+static call_threads threads_begin(const mcli_model *m, size_t chunk_tokens)
+{
+    const bert_model *b = m->bert;
+    call_threads t = {kern_get_threads(), m->n_threads > 0 ? m->n_threads : 1};
+    if ((double)chunk_tokens * b->H * b->I < BERT_MT_MIN_MACS)
+        t.want = 1;
+    if (t.want != t.prev)
+        kern_set_threads(t.want);
+    return t;
+}
+
+static void threads_end(call_threads t)
+{
+    if (t.want != t.prev)
+        kern_set_threads(t.prev);
+}
+
 /* Chunk planning: consecutive sequences whose lengths sum to at most `cap` tokens. */
 static size_t chunk_end(const mcli_seq *seqs, size_t n, size_t start, size_t cap)
 {
@@ -492,6 +521,7 @@ mcli_status bert_embed(const mcli_model *m, const mcli_seq *seqs, size_t n, mcli
     size_t cap = chunk_cap(total, tmax);
     if ((st = scratch_new(b, cap, tmax, 0, &s, err)))
         return st;
+    call_threads th = threads_begin(m, cap);
     const size_t H = (size_t)b->H;
     float *dst = out;
     for (size_t start = 0; start < n;) {
@@ -525,6 +555,7 @@ mcli_status bert_embed(const mcli_model *m, const mcli_seq *seqs, size_t n, mcli
         }
         start = end;
     }
+    threads_end(th);
     free(s.x);
     return MCLI_OK;
 }
@@ -563,6 +594,7 @@ mcli_status bert_classify(const mcli_model *m, const mcli_seq *seqs, size_t n, f
     /* head scratch: CLS rows (nc, H) and their transform (nc, H); nc <= number of sequences in a chunk <= cap */
     if ((st = scratch_new(b, cap, tmax, 2 * cap * (size_t)b->H, &s, err)))
         return st;
+    call_threads th = threads_begin(m, cap);
     const int H = b->H, NL = b->n_labels;
     for (size_t start = 0; start < n;) {
         size_t end = chunk_end(seqs, n, start, cap);
@@ -582,6 +614,7 @@ mcli_status bert_classify(const mcli_model *m, const mcli_seq *seqs, size_t n, f
         kern_bias_act(lg, (size_t)NL, b->cls_b, nc, NL, KERN_ACT_NONE);
         start = end;
     }
+    threads_end(th);
     if (probs) {
         memcpy(probs, logits, n * (size_t)NL * sizeof *probs);
         /* transformers' pipeline: sigmoid for multi-label or a single output, else softmax */
@@ -616,6 +649,7 @@ mcli_status bert_mlm_logits(const mcli_model *m, const mcli_seq *seq, const size
     const int H = b->H;
     if ((st = scratch_new(b, total, tmax, 2 * n_pos * (size_t)H, &s, err)))
         return st;
+    call_threads th = threads_begin(m, total);
     encode(b, seq, 1, &s);
     float *h = s.head, *z = s.head + n_pos * (size_t)H;
     for (size_t i = 0; i < n_pos; i++)
@@ -626,6 +660,7 @@ mcli_status bert_mlm_logits(const mcli_model *m, const mcli_seq *seq, const size
     kern_add_layernorm(z, (size_t)H, NULL, b->mlm_g, b->mlm_beta, (int)n_pos, H, b->eps);
     kern_linear(logits, (size_t)b->V, z, (size_t)H, b->mlm_dec, (int)n_pos, b->V, H, false);
     kern_bias_act(logits, (size_t)b->V, b->mlm_bias, (int)n_pos, b->V, KERN_ACT_NONE);
+    threads_end(th);
     free(s.x);
     return MCLI_OK;
 }

@@ -237,6 +237,11 @@ void kern_set_threads(int n)
 /* A hand-written 3x4 dot-product kernel without packing was tried for bert-tiny's small shapes
  * (weights in L2, M = 32): OpenBLAS with its packing was still ~25% faster, so every product
  * goes through cblas_sgemm. */
+int kern_get_threads(void)
+{
+    return openblas_get_num_threads();
+}
+
 void kern_linear(float *y, size_t ldy, const float *x, size_t ldx, const float *w, int M, int N, int K,
                  bool accumulate)
 {

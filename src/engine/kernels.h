@@ -32,8 +32,9 @@ typedef enum {
     KERN_ACT_TANH,      /* tanh(x) (BERT's pooler) */
 } kern_act;
 
-/* Sets OpenBLAS's thread count (process-wide; n >= 1). */
+/* Sets / reads OpenBLAS's thread count (process-wide; n >= 1). */
 void kern_set_threads(int n);
+int kern_get_threads(void);
 
 /* y (M, N) = x (M, K) @ w (N, K)^T            if !accumulate
  * y (M, N) = y + x (M, K) @ w (N, K)^T        if accumulate (residual add for free)
