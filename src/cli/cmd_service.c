@@ -1032,19 +1032,20 @@ static void print_summary_text(json_t *sum)
            (long long)json_integer_value(json_object_get(sum, "total_models")),
            (long long)json_integer_value(json_object_get(sum, "loaded_models")),
            json_number_value(json_object_get(sum, "memory_usage_mb")));
-    const char *k;
-    json_t *v;
-    json_object_foreach(json_object_get(sum, "models_by_type"), k, v)
-        printf("  %-20s %lld\n", k, (long long)json_integer_value(v));
+    json_t *types = json_object_get(sum, "models_by_type");
+    for (void *it = json_object_iter(types); it; it = json_object_iter_next(types, it))
+        printf("  %-20s %lld\n", json_object_iter_key(it), (long long)json_integer_value(json_object_iter_value(it)));
     printf("inferences: %lld (%lld failed)\n", (long long)json_integer_value(json_object_get(sum, "total_inferences")),
            (long long)json_integer_value(json_object_get(sum, "total_errors")));
-    size_t i;
-    json_array_foreach(json_object_get(sum, "models"), i, v)
+    json_t *models = json_object_get(sum, "models");
+    for (size_t i = 0; i < json_array_size(models); i++) {
+        json_t *v = json_array_get(models, i);
         printf("  %-24s %6lld inferences, %4lld failed, mean %.1f ms\n",
                json_string_value(json_object_get(v, "name")),
                (long long)json_integer_value(json_object_get(v, "inferences")),
                (long long)json_integer_value(json_object_get(v, "errors")),
                json_number_value(json_object_get(v, "mean_latency_ms")));
+    }
 }
 
 static json_t *summary_to_json(const reg_summary *s)
@@ -1144,11 +1145,10 @@ int service_list_registry(int argc, char **argv)
     else if (s.summary)
         print_summary_text(data);
     else {
-        size_t i;
-        json_t *v;
         if (json_array_size(data) == 0)
             printf("No models registered; add one with 'mcli add NAME --path DIR'\n");
-        json_array_foreach(data, i, v) {
+        for (size_t i = 0; i < json_array_size(data); i++) {
+            json_t *v = json_array_get(data, i);
             if (i == 0)
                 printf("%-36s  %-24s %-10s %-6s %s\n", "ID", "NAME", "TYPE", "LOADED", "PATH");
             printf("%-36s  %-24s %-10s %-6s %s\n", json_string_value(json_object_get(v, "id")),

@@ -60,9 +60,9 @@ static mcli_status parse_json(cfg_file *c, const char *text, size_t len, mcli_er
         st = mcli_fail(err, MCLI_ERR_FORMAT, "%s: the JSON form must be one object", c->path);
         goto done;
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach(root, key, v) {
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+        const char *key = json_object_iter_key(it);
+        json_t *v = json_object_iter_value(it);
         char buf[64];
         const char *val = buf;
         size_t vlen;
