@@ -82,12 +82,24 @@ static mcli_status get_int(json_t *root, const char *path, const char *const *na
     return MCLI_OK;
 }
 
-/* Token ids: absent/null -> def; must lie in [0, vocab). */
+/* Token ids: absent/null -> def; must lie in [0, vocab). A list (newer configs allow several
+ * eos ids) gives its first entry. */
 static mcli_status get_token_id(json_t *root, const char *path, const char *name, int def, int vocab, int *out,
                                 mcli_err *err)
 {
     const char *names[] = {name, NULL};
+    json_t *v = json_object_get(root, name);
+    json_t *holder = NULL;
+    if (json_is_array(v)) {
+        holder = json_object();
+        if (!holder || json_object_set(holder, name, json_array_size(v) ? json_array_get(v, 0) : json_null())) {
+            json_decref(holder);
+            return mcli_fail(err, MCLI_ERR_NOMEM, "out of memory reading %s", name);
+        }
+        root = holder;
+    }
     mcli_status s = get_int(root, path, names, def, true, -1, (long long)vocab - 1, out, err);
+    json_decref(holder);
     if (s != MCLI_OK)
         return mcli_fail(err, MCLI_ERR_FORMAT, "%s: \"%s\" must be null or a token id in [0, %d)", path, name,
                          vocab);

@@ -119,6 +119,9 @@ static void gpt2_defaults_follow_transformers(void **state)
     assert_int_equal(c.pad_token_id, -1);
     assert_int_equal(c.n_labels, 0);
     config_free(&c);
+    assert_int_equal(load_json("{\"model_type\":\"gpt2\",\"eos_token_id\":[50256,50255]}", &c, &err), MCLI_OK);
+    assert_int_equal(c.eos_token_id, 50256); /* a list of eos ids: the first */
+    config_free(&c);
 }
 
 static void generic_size_names_are_accepted_and_conflicts_refused(void **state)
