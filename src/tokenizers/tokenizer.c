@@ -160,7 +160,7 @@ void tokenizer_free(mcli_tokenizer *t)
     for (size_t i = 0; i < t->n_added; i++)
         free(t->added[i].content);
     free(t->added);
-    free(t->is_special);
+    free(t->id_flags);
     vocab_free(t->vocab);
     free(t);
 }
@@ -201,10 +201,10 @@ mcli_status tok_add_token(mcli_tokenizer *t, const char *content, size_t len, in
     return vocab_set(t->vocab, content, len, id, NULL, err);
 }
 
-static void mark_special(mcli_tokenizer *t, int32_t id)
+static void mark(mcli_tokenizer *t, int32_t id, uint8_t flag)
 {
     if (id >= 0 && (size_t)id < vocab_id_range(t->vocab))
-        t->is_special[id] = 1;
+        t->id_flags[id] |= flag;
 }
 
 mcli_status tok_finish(mcli_tokenizer *t, mcli_err *err)
@@ -212,20 +212,27 @@ mcli_status tok_finish(mcli_tokenizer *t, mcli_err *err)
     size_t range = vocab_id_range(t->vocab);
     if (range == 0)
         return mcli_fail(err, MCLI_ERR_FORMAT, "the vocabulary is empty");
-    free(t->is_special);
-    t->is_special = calloc(range, 1);
-    if (!t->is_special)
+    free(t->id_flags);
+    t->id_flags = calloc(range, 1);
+    if (!t->id_flags)
         return mcli_fail(err, MCLI_ERR_NOMEM, "tokenizer: out of memory");
     memset(t->added_first, 0, sizeof t->added_first);
     for (size_t i = 0; i < t->n_added; i++) {
-        uint8_t b = (uint8_t)t->added[i].content[0];
+        const added_tok *a = &t->added[i];
+        uint8_t b = (uint8_t)a->content[0];
         t->added_first[b >> 3] |= (uint8_t)(1u << (b & 7));
-        if (t->added[i].special)
-            mark_special(t, t->added[i].id);
+        if (a->special)
+            mark(t, a->id, TOK_F_SPECIAL);
+        if ((size_t)a->id >= t->base_vocab)
+            mark(t, a->id, TOK_F_ADDED);
+        /* legacy_added_tokens: added tokens that are not special, or special ones outside the
+         * base vocabulary */
+        if (!a->special || (size_t)a->id >= t->base_vocab)
+            mark(t, a->id, TOK_F_LEGACY);
     }
     const int32_t *ids = &t->sp.unk;
     for (size_t i = 0; i < sizeof t->sp / sizeof t->sp.unk; i++)
-        mark_special(t, ids[i]);
+        mark(t, ids[i], TOK_F_SPECIAL);
     return MCLI_OK;
 }
 
@@ -951,24 +958,6 @@ static bool put_utf8_lossy(dbuf *out, const uint8_t *b, size_t n, bool keep_tail
     return true;
 }
 
-/* True for added tokens that Python's decode sets apart as their own sub-text (joined with
- * spaces): added tokens that are not special, or special ones outside the base vocabulary. */
-static bool is_legacy_added(const mcli_tokenizer *t, int32_t id)
-{
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].id == id)
-            return !t->added[i].special || (size_t)id >= t->base_vocab;
-    return false;
-}
-
-static const added_tok *find_added(const mcli_tokenizer *t, int32_t id)
-{
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].id == id)
-            return &t->added[i];
-    return NULL;
-}
-
 /* convert_tokens_to_string of ids[from..to) (no added tokens among them) appended to out. */
 static mcli_status convert_run(const mcli_tokenizer *t, const int32_t *ids, size_t from, size_t to, dbuf *out,
                                mcli_err *err)
@@ -982,10 +971,10 @@ static mcli_status convert_run(const mcli_tokenizer *t, const int32_t *ids, size
                 s = tokenizer_id_to_token(t, ids[i]), len = s ? strlen(s) : 0;
             if (!s)
                 continue;
-            const added_tok *a = (size_t)ids[i] >= t->base_vocab ? find_added(t, ids[i]) : NULL;
+            bool added = t->id_flags[ids[i]] & TOK_F_ADDED;
             long nb;
             uint8_t tmp[VOCAB_MAX_TOKEN_BYTES];
-            if (a || (nb = bpe_token_bytes(s, len, tmp)) < 0) {
+            if (added || (nb = bpe_token_bytes(s, len, tmp)) < 0) {
                 /* not a byte-level string (an added token): its text as is */
                 if (!dbuf_put(&raw, s, len))
                     goto nomem;
@@ -1055,7 +1044,7 @@ static mcli_status decode_into(const mcli_tokenizer *t, const int32_t *ids, size
                            (long)ids[i], i, range - 1);
             goto done;
         }
-        if (skip_special && t->is_special[ids[i]])
+        if (skip_special && (t->id_flags[ids[i]] & TOK_F_SPECIAL))
             continue;
         kept[m++] = ids[i];
     }
@@ -1064,7 +1053,7 @@ static mcli_status decode_into(const mcli_tokenizer *t, const int32_t *ids, size
     if (!dbuf_put(out, "", 0))
         goto toolarge;
     for (size_t i = 0; i <= m; i++) {
-        bool legacy = i < m && is_legacy_added(t, kept[i]);
+        bool legacy = i < m && (t->id_flags[kept[i]] & TOK_F_LEGACY);
         if (i < m && !legacy)
             continue;
         if (i > run) {
@@ -1215,7 +1204,7 @@ mcli_status detok_push(mcli_detok *d, int32_t id, const char **piece, size_t *pi
         if (st != MCLI_OK)
             return st;
     } else {
-        if (d->skip_special && t->is_special[id])
+        if (d->skip_special && (t->id_flags[id] & TOK_F_SPECIAL))
             return MCLI_OK;
         size_t len;
         const char *s = tokenizer_id_to_token(t, id);
@@ -1226,7 +1215,7 @@ mcli_status detok_push(mcli_detok *d, int32_t id, const char **piece, size_t *pi
         memcpy(buf, d->pending, d->n_pending);
         size_t n = d->n_pending;
         long nb = -1;
-        if ((size_t)id < t->base_vocab || !find_added(t, id))
+        if (!(t->id_flags[id] & TOK_F_ADDED))
             nb = bpe_token_bytes(s, len, buf + n);
         if (nb < 0) {
             memcpy(buf + n, s, len);

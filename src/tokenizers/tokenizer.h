@@ -7,6 +7,22 @@
  * Ownership: the tokenizer owns its vocabulary; an mcli_encoding owns its arrays and is
  * released with encoding_free(). Thread-safety: a loaded tokenizer may be used from any
  * number of threads at once (internal caches are locked).
+ *
+ * Behaviour worth knowing (details in wordpiece.h, bpe.h, tokenizer_json.c):
+ * - Added / special tokens ([CLS], [MASK], <|endoftext|>, added_tokens) are recognised inside
+ *   the text, case-sensitively, as single tokens, before the model sees the rest.
+ * - Offsets are code point offsets into the text (or into the pair text for type id 1 tokens);
+ *   BERT pieces span the original characters that produced them (stripped accents included),
+ *   GPT-2 tokens span the characters holding their first to last byte (so "Ġworld" includes
+ *   the space, and both tokens of a 4-byte emoji split in two span that emoji).
+ * - Decode follows Python's decode: WordPiece joins "##" pieces and, unless
+ *   clean_up_tokenization_spaces is false, applies its clean-up (" ." -> ".", " ' " -> "'",
+ *   " n't" -> "n't"...); GPT-2 decodes bytes exactly (invalid UTF-8 -> U+FFFD per maximal
+ *   subpart). An id outside the vocabulary is MCLI_ERR_INVALID_ARG (Python would print [UNK]).
+ * - Truncation of pairs is longest-first, one token at a time, the second text on ties.
+ * - Limits: text over 64 MiB is MCLI_ERR_TOO_LARGE; vocab files over 64 MiB, tokenizer.json
+ *   over 128 MiB, invalid UTF-8 vocabularies, malformed merges lines are MCLI_ERR_FORMAT /
+ *   MCLI_ERR_TOO_LARGE with the file and line in the message.
  */
 #ifndef MCLI_TOKENIZERS_TOKENIZER_H
 #define MCLI_TOKENIZERS_TOKENIZER_H

@@ -20,6 +20,10 @@
 #define TOK_MAX_JSON_BYTES (128u << 20)  /* tokenizer.json */
 #define TOK_MAX_CONFIG_BYTES (16u << 20) /* tokenizer_config.json & co */
 
+#define TOK_F_SPECIAL 1u  /* in all_special_ids: skipped by decode(skip_special) */
+#define TOK_F_ADDED 2u    /* an added token outside the base vocabulary: decodes as its text */
+#define TOK_F_LEGACY 4u   /* Python's decode sets it apart as its own sub-text */
+
 typedef struct {
     char *content;       /* owned, NUL-terminated */
     size_t len;
@@ -38,7 +42,7 @@ struct mcli_tokenizer {
     added_tok *added;          /* [n_added], matched in text longest-first at each position */
     size_t n_added, cap_added;
     uint8_t added_first[32];   /* bitset of the first bytes of added tokens */
-    uint8_t *is_special;       /* [vocab_id_range] 1 for all_special_ids */
+    uint8_t *id_flags;         /* [vocab_id_range] TOK_F_* bits per id */
     mcli_special_ids sp;
     int32_t pp_cls, pp_sep;    /* post-processor ids ([CLS] A [SEP] B [SEP]); -1: none */
     size_t model_max_length;   /* 0 = unknown / unlimited */
@@ -53,7 +57,7 @@ mcli_status tok_alloc(mcli_tok_kind kind, mcli_tokenizer **out, mcli_err *err) M
 /* Registers an added token (also sets it in the vocab). Re-adding the same content updates it. */
 mcli_status tok_add_token(mcli_tokenizer *t, const char *content, size_t len, int32_t id, bool special,
                           bool lstrip, bool rstrip, mcli_err *err) MCLI_MUST_USE;
-/* Computes is_special and the lookup tables once all tokens are in. */
+/* Computes id_flags and the lookup tables once all tokens are in. */
 mcli_status tok_finish(mcli_tokenizer *t, mcli_err *err) MCLI_MUST_USE;
 
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer the caller frees.
