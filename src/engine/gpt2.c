@@ -19,7 +19,8 @@
 #include "engine/kernels_decode.h"
 #include "tokenizers/tokenizer.h"
 
-/* Rows up to this count use the weight-streaming kernels instead of sgemm. */
+/* Rows up to this count use the weight-streaming kernels instead of sgemm. The environment
+ * variable MCLI_GPT2_BLAS=1 turns them off (OpenBLAS for everything), for benchmarks. */
 #define GPT2_STREAM_ROWS 8
 
 typedef struct {
@@ -41,6 +42,7 @@ struct gpt2_model {
     const float *lm_head;             /* [V, C]: wte, or lm_head.weight if the file has its own */
     gpt2_layer *layers;               /* [L], owned */
     kd_pool *pool;                    /* owned */
+    int stream_rows;                  /* rows up to which the streaming kernels replace BLAS */
 };
 
 struct gpt2_state {
@@ -179,6 +181,8 @@ mcli_status gpt2_load(mcli_model *m, mcli_err *err)
     }
     if ((st = kd_pool_new(m->n_threads, &g->pool, err)) != MCLI_OK)
         goto fail;
+    const char *blas = getenv("MCLI_GPT2_BLAS");
+    g->stream_rows = blas && strcmp(blas, "1") == 0 ? 0 : GPT2_STREAM_ROWS;
 
     m->gpt2 = g;
     m->info.tasks |= MCLI_TASK_GENERATE;
@@ -278,7 +282,7 @@ static inline float *cache_at(const gpt2_state *s, int l, int kv_i, int h)
 static void linear(const gpt2_model *g, float *y, const float *x, const float *W, const float *b, int R, int K, int N,
                    int accumulate)
 {
-    if (R <= GPT2_STREAM_ROWS) {
+    if (R <= g->stream_rows) {
         kd_matmul_kn(g->pool, y, (size_t)N, x, (size_t)K, W, b, R, K, N, accumulate);
         return;
     }
@@ -369,8 +373,12 @@ static void forward_rows(const gpt2_model *g, gpt2_state *sc, const int32_t *ids
         kd_layernorm(sc->h + (size_t)M * C, sc->x + (size_t)r * C, g->ln_f_w, g->ln_f_b, C, g->eps);
         sc->lm_out[M++] = sc->row_out[r];
     }
-    if (M > 0)
+    if (M > 0 && g->stream_rows > 0)
         kd_matmul_nk(g->pool, sc->lm_out, sc->h, (size_t)C, g->lm_head, M, C, g->V);
+    else
+        for (int r = 0; r < M; r++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, g->V, C, 1.0f, g->lm_head, C, sc->h + (size_t)r * C, 1, 0.0f,
+                        sc->lm_out[r], 1);
 }
 
 static mcli_status check_ids(const gpt2_model *g, const int32_t *ids, size_t n, mcli_err *err)

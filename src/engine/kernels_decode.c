@@ -23,9 +23,11 @@
  *   worker: spin on gen (KD_SPIN rounds) -> else sleep on cond -> run slice ith -> pending--
  *
  * Workers spin briefly after a job because a decoding step issues ~50 jobs back to back;
- * sleeping between them would cost a futex wake-up each time.
+ * sleeping between them would cost a futex wake-up each time. The caller yields its CPU
+ * while waiting so that an oversubscribed machine still makes progress.
  * ------------------------------------------------------------------------------------------ */
-#define KD_SPIN 200000
+#define KD_SPIN 20000  /* worker: pause rounds (~0.5 ms) before sleeping */
+#define KD_WAIT_SPIN 256 /* caller: pause rounds before yielding the CPU to a late worker */
 
 typedef struct kd_worker {
     kd_pool *pool;
@@ -58,7 +60,7 @@ static void *kd_worker_main(void *arg)
 {
     kd_worker *w = arg;
     kd_pool *p = w->pool;
-    unsigned seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+    unsigned seen = 0; /* gen at pool creation: a job may be published before this thread runs */
     for (;;) {
         unsigned g = seen;
         for (int i = 0; i < KD_SPIN; i++) {
@@ -169,10 +171,8 @@ void kd_pool_run(kd_pool *p, kd_task_fn fn, void *ctx)
     unsigned spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
         kd_relax();
-        if (++spins > (1u << 20)) {
-            sched_yield();
-            spins = 0;
-        }
+        if (++spins > KD_WAIT_SPIN)
+            sched_yield(); /* the machine is oversubscribed: let the worker run */
     }
     pthread_mutex_unlock(&p->run_lock);
 }
