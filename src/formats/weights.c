@@ -502,14 +502,14 @@ static bool has_suffix(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* Reads the first 8 bytes of path (fewer if the file is shorter). */
-static mcli_status read_head(const char *path, uint8_t head[8], size_t *got, mcli_err *err)
+/* Reads the first 9 bytes of path (fewer if the file is shorter). */
+static mcli_status read_head(const char *path, uint8_t head[9], size_t *got, mcli_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return mcli_fail(err, errno == ENOENT ? MCLI_ERR_NOT_FOUND : MCLI_ERR_IO, "%s: cannot open: %s", path,
                          strerror(errno));
-    *got = fread(head, 1, 8, f);
+    *got = fread(head, 1, 9, f);
     fclose(f);
     return MCLI_OK;
 }
@@ -517,7 +517,7 @@ static mcli_status read_head(const char *path, uint8_t head[8], size_t *got, mcl
 /* Loads one file into w, picking the reader from its first bytes. */
 static mcli_status load_one(mcli_weights *w, const char *path, mcli_err *err)
 {
-    uint8_t head[8];
+    uint8_t head[9];
     size_t got = 0;
     mcli_status s = read_head(path, head, &got, err);
     if (s != MCLI_OK)
@@ -526,17 +526,22 @@ static mcli_status load_one(mcli_weights *w, const char *path, mcli_err *err)
         s = torch_zip_load(w, path, err);
         if (s == MCLI_OK)
             snprintf(w->format, sizeof w->format, "pytorch zip");
-    } else if (got >= 2 && head[0] == 0x80 && head[1] <= 5) {
+    } else if (got >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5) {
         s = torch_legacy_load(w, path, err);
         if (s == MCLI_OK)
             snprintf(w->format, sizeof w->format, "pytorch legacy");
-    } else if (has_suffix(path, ".safetensors") || got == 8) {
+    } else if (has_suffix(path, ".safetensors") || (got == 9 && head[8] == '{')) {
         s = st_load(w, path, err);
         if (s == MCLI_OK)
             snprintf(w->format, sizeof w->format, "safetensors");
     } else {
+        char first[3 * 9 + 1] = "";
+        for (size_t i = 0; i < got && i < 4; i++)
+            snprintf(first + 3 * i, sizeof first - 3 * i, "%02x ", head[i]);
         s = mcli_fail(err, MCLI_ERR_FORMAT,
-                      "%s: not a safetensors or PyTorch checkpoint (file too short to identify)", path);
+                      "%s: not a safetensors file nor a PyTorch checkpoint (zip or legacy pickle); first bytes: "
+                      "%s(%zu-byte read)",
+                      path, got ? first : "none ", got);
     }
     return s;
 }

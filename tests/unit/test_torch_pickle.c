@@ -193,6 +193,17 @@ static void hostile_checkpoints_are_clear_errors(void **state)
     expect_file_fails("zip_truncated.bin", MCLI_ERR_FORMAT, "not a readable zip");
     expect_file_fails("legacy_truncated_storage.bin", MCLI_ERR_FORMAT, "runs past the end of the file");
     expect_file_fails("legacy_truncated_pickle.bin", MCLI_ERR_FORMAT, "pickle byte");
+    /* a tar archive (torch < 0.4) or anything else: named as unrecognised, not misparsed */
+    char path[] = "/tmp/mcli_other_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "ustar\0\0\0\0\0\0\0", 12), 12);
+    close(fd);
+    mcli_weights *w = NULL;
+    mcli_err err;
+    assert_int_equal(weights_open_file(path, &w, &err), MCLI_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "first bytes: 75 73 74 61"));
+    unlink(path);
 }
 
 /* ---- hand-built pickles ---- */
