@@ -397,7 +397,7 @@ static int report_http_error(const char *cmd, long status, json_t *reply)
 
 static void print_json(json_t *j)
 {
-    char *text = json_dumps(j, JSON_COMPACT);
+    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
     printf("%s\n", text ? text : "null");
     free(text);
 }

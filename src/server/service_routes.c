@@ -241,6 +241,12 @@ static mcli_status acquire_model(service *s, const reg_model *m, model_cache_ref
         mcli_err e2 = {0};
         if (registry_set_loaded(s->reg, m->id, true, mb, info ? info->n_params : 0, &e2) != MCLI_OK)
             LOG_WARN("service: recording the load of %s: %s", m->name, e2.msg);
+        /* a model registered without a type (CLI --direct) learns it from its config */
+        if (strcmp(m->model_type, "auto") == 0 && info && info->config) {
+            reg_update u = {.model_type = info->config->model_type};
+            if (registry_update(s->reg, m->id, &u, NULL, &e2) != MCLI_OK)
+                LOG_WARN("service: recording the model type of %s: %s", m->name, e2.msg);
+        }
         LOG_INFO("service: loaded '%s' (%.1f MB) from %s", m->name, mb, m->model_path);
     }
     return MCLI_OK;
@@ -1362,9 +1368,13 @@ void service_routes_shutdown(service *s)
             free(j);
         j = next;
     }
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&s->lw_lock); /* no /lightweight/start in progress past this point */
+    pthread_mutex_lock(&s->lock);
     server *lw = s->lw;
     s->lw = NULL;
     pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->lw_lock);
     if (lw) {
         server_shutdown(lw, 2.0);
         server_free(lw);

@@ -310,6 +310,8 @@ def test_cli_manages_the_registry_directly_when_no_service_runs(tmp_path):
     try:
         status, out = s.post("/models/gpt-2/generate", {"prompt": "the cat sat on"})
         assert status == 200 and out["tokens"] == 4
+        # registered without --type: the first load records the type from config.json
+        assert s.get("/models")[1][0]["model_type"] == "gpt2"
     finally:
         s.stop()
 
