@@ -204,6 +204,30 @@ static bool dtype_is_float(mcli_dtype dt)
     return dt == MCLI_DT_F32 || dt == MCLI_DT_F16 || dt == MCLI_DT_BF16 || dt == MCLI_DT_F64;
 }
 
+/* After a tensor was converted out of a file mapping, its source pages are dropped from the
+ * process (MADV_DONTNEED on a private, never-written file mapping only forgets them; any later
+ * read faults them back in from the file), so peak memory stays near one copy of the model. */
+static void drop_source_pages(const mcli_weights *w, const uint8_t *src, size_t len)
+{
+    static size_t page;
+    if (!page) {
+        long ps = sysconf(_SC_PAGESIZE);
+        page = ps > 0 ? (size_t)ps : 4096;
+    }
+    for (size_t m = 0; m < w->n_maps; m++) {
+        const uint8_t *a = w->maps[m].addr;
+        if (!a || src < a || src >= a + w->maps[m].len || len > (size_t)(a + w->maps[m].len - src))
+            continue;
+        uintptr_t lo = (uintptr_t)src & ~(uintptr_t)(page - 1);
+        uintptr_t hi = ((uintptr_t)src + len + page - 1) & ~(uintptr_t)(page - 1);
+        if (hi > (uintptr_t)(a + w->maps[m].len))
+            hi = (uintptr_t)(a + w->maps[m].len);
+        if (hi > lo)
+            (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        return;
+    }
+}
+
 mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *err)
 {
     if (d->ndim < 0 || d->ndim > MCLI_MAX_DIMS)
@@ -303,6 +327,8 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
             data = buf;
             w->n_bufs++;
             buf = NULL; /* owned by w now */
+            if (contiguous && numel > 0)
+                drop_source_pages(w, d->src, numel * wb_dtype_size(d->dt));
         }
         w->bytes += bytes;
     }
