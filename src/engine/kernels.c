@@ -418,7 +418,9 @@ void kern_axpy(float *y, float alpha, const float *x, int n)
 }
 
 /* Below this length the per-call cost of two sgemm calls is more than the work. */
-#define ATTN_GEMM_MIN_T 48
+#ifndef ATTN_GEMM_MIN_T
+#define ATTN_GEMM_MIN_T 16
+#endif
 
 void kern_attention(float *out, size_t ldo, const float *q, size_t ldq, const float *k, size_t ldk, const float *v,
                     size_t ldv, int T, int d, float scale, float *scores)
