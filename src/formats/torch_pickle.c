@@ -209,6 +209,10 @@ static mcli_status memo_put(unpickler *u, size_t idx, mcli_err *err)
     if (idx >= TP_MAX_MEMO)
         return mcli_fail(err, MCLI_ERR_TOO_LARGE, "%s: pickle memo index %zu over the limit %u", u->what, idx,
                          TP_MAX_MEMO);
+    /* Python's pickler numbers memo entries 0, 1, 2, ...; an index that skips ahead would only
+     * make us allocate a large sparse memo. */
+    if (idx > u->memo_len)
+        return bad(u, err, "memo index %zu skips ahead of the %zu entries stored", idx, u->memo_len);
     if (idx >= u->memo_cap) {
         size_t ncap = u->memo_cap ? u->memo_cap : 64;
         while (ncap <= idx)

@@ -440,6 +440,14 @@ static void memo_stack_and_mark_abuse_are_bounded(void **state)
     op(&p, '.');
     expect_pickle_fails(&p, MCLI_ERR_TOO_LARGE, "memo index");
 
+    p.n = 0; /* 5 bytes must not buy a sparse memo of millions of slots */
+    proto(&p);
+    op(&p, '}');
+    op(&p, 'r');
+    u32(&p, 1000000u);
+    op(&p, '.');
+    expect_pickle_fails(&p, MCLI_ERR_FORMAT, "skips ahead");
+
     p.n = 0;
     proto(&p);
     for (int i = 0; i < 5000; i++)
