@@ -247,11 +247,11 @@ static mcli_status resolve_model(const hub_catalog *cat, const char *typed, char
     return MCLI_OK;
 }
 
-static int do_pull(const char *cmd, const char *models_dir, const char *repo, const char *rev, bool quiet,
+static int do_pull(const char *cmd, const char *models_dir, const char *repo, const char *rev, bool any_arch,
                    hub_pull_result *res, mcli_err *err)
 {
-    progress_state ps = {isatty(2) && !getenv("MCLI_PROGRESS_LINES"), quiet, -1, 0, -1, 0};
-    hub_pull_opts o = {models_dir, repo, rev, NULL, NULL, -1, NULL, on_progress, &ps};
+    progress_state ps = {isatty(2) && !getenv("MCLI_PROGRESS_LINES"), false, -1, 0, -1, 0};
+    hub_pull_opts o = {models_dir, repo, rev, NULL, NULL, -1, NULL, on_progress, &ps, any_arch};
     fprintf(stderr, "Pulling %s@%s into %s/lightweight/%s\n", repo, rev, models_dir, repo);
     mcli_status st = hub_pull(&o, res, err);
     if (st != MCLI_OK)
@@ -767,24 +767,31 @@ int cmd_sysinfo(int argc, char **argv)
 }
 
 const char usage_pull[] =
-    "Usage: mcli pull REPO[@REVISION] [--models-dir DIR]\n"
+    "Usage: mcli pull REPO[@REVISION] [--models-dir DIR] [--any-arch]\n"
     "\n"
     "Downloads a Hugging Face repository (config, weights, tokenizer files) into\n"
     "DIR/lightweight/REPO, resuming partial files, verifying sizes and SHA-256, and writing\n"
     "mcli-manifest.json. REPO may be a catalog key (aliases resolve). Env: HF_ENDPOINT, HF_TOKEN,\n"
-    "HF_HUB_OFFLINE. Retries: MCLI_RETRY_MAX, MCLI_RETRY_BASE_MS, MCLI_RETRY_MAX_MS, MCLI_STALL_TIMEOUT_S.\n";
+    "HF_HUB_OFFLINE. Retries: MCLI_RETRY_MAX, MCLI_RETRY_BASE_MS, MCLI_RETRY_MAX_MS, MCLI_STALL_TIMEOUT_S.\n"
+    "The pull stops after config.json unless its model_type is bert, distilbert or gpt2;\n"
+    "--any-arch downloads other architectures anyway (mcli cannot run them).\n";
 
 int cmd_pull(int argc, char **argv)
 {
     const char *cmd = "pull";
     common_opts c = {0};
     const char *ref = NULL;
+    bool any_arch = false;
     for (int i = 1; i < argc; i++) {
         int t = take_common(cmd, argc, argv, &i, &c);
         if (t < 0)
             return 2;
         if (t > 0)
             continue;
+        if (strcmp(argv[i], "--any-arch") == 0) {
+            any_arch = true;
+            continue;
+        }
         if (argv[i][0] == '-' || ref)
             return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
         ref = argv[i];
@@ -808,7 +815,7 @@ int cmd_pull(int argc, char **argv)
     }
     hub_catalog_free(cat);
     hub_pull_result res;
-    rc = do_pull(cmd, c.models_dir, repo, rev, false, &res, &err);
+    rc = do_pull(cmd, c.models_dir, repo, rev, any_arch, &res, &err);
     if (rc == 0)
         printf("%s\n", res.dir);
     return rc;

@@ -485,6 +485,37 @@ static mcli_status plan_shards(pull_ctx *c, const char *index_name, mcli_err *er
     return status;
 }
 
+/* The architectures the engine runs (formats/config.h accepts the same model_type values). */
+static const char *const SUPPORTED_TYPES[] = {"bert", "distilbert", "gpt2"};
+
+/* Stops a pull early when config.json names an architecture mcli cannot run. */
+static mcli_status check_architecture(const pull_ctx *c, mcli_err *err)
+{
+    char p[4400];
+    struct stat st;
+    if (!path_of(c, "config.json", p, sizeof p) || stat(p, &st) != 0)
+        return mcli_fail(err, MCLI_ERR_NOT_FOUND, "%s: config.json missing after download", c->o->repo);
+    if (st.st_size > INDEX_BODY_MAX)
+        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: config.json is larger than %d bytes", c->o->repo, INDEX_BODY_MAX);
+    json_error_t jerr;
+    json_t *root = json_load_file(p, 0, &jerr);
+    if (!root)
+        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: config.json is not JSON (line %d: %s)", c->o->repo, jerr.line,
+                         jerr.text);
+    const char *t = json_string_value(json_object_get(root, "model_type"));
+    bool ok = false;
+    for (size_t i = 0; t && i < sizeof SUPPORTED_TYPES / sizeof SUPPORTED_TYPES[0]; i++)
+        ok = ok || strcmp(t, SUPPORTED_TYPES[i]) == 0;
+    mcli_status st_ = MCLI_OK;
+    if (!ok)
+        st_ = mcli_fail(err, MCLI_ERR_UNSUPPORTED,
+                        "%s: model_type '%.40s' is not an architecture mcli runs (bert, distilbert, gpt2); nothing "
+                        "else was downloaded",
+                        c->o->repo, t ? t : "(missing)");
+    json_decref(root);
+    return st_;
+}
+
 static void utc_now(char *out, size_t cap)
 {
     time_t t = time(NULL);
@@ -600,8 +631,6 @@ mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err
     }
     for (size_t i = 0; i < c.n_files; i++)
         c.files[i].present = already_present(&c, &c.files[i]);
-    if ((st = check_disk(&c, 0, err)) != MCLI_OK)
-        goto done;
     for (size_t i = 0; i < c.n_files; i++)
         if (c.files[i].meta.size > 0)
             c.total_bytes += c.files[i].meta.size;
@@ -616,6 +645,17 @@ mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err
         if ((st = fetch_one(&c, i, err)) != MCLI_OK)
             goto done;
         const char *name = c.files[i].name;
+        if (strcmp(name, "config.json") == 0 && !o->any_architecture && (st = check_architecture(&c, err)) != MCLI_OK) {
+            if (c.old.n_files == 0) {
+                char p[4400];
+                if (path_of(&c, "config.json", p, sizeof p))
+                    unlink(p); /* a first pull of an unusable repo leaves nothing behind */
+            }
+            goto done;
+        }
+        /* config.json (always first) is small: check the disk for the rest once it is known usable. */
+        if (i == 0 && (st = check_disk(&c, 1, err)) != MCLI_OK)
+            goto done;
         size_t nl = strlen(name);
         if (i < planned && nl > 11 && strcmp(name + nl - 11, ".index.json") == 0) {
             size_t before = c.n_files;

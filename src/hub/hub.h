@@ -6,7 +6,8 @@
  *             (skipping files the manifest already has with the same checksum) -> sharded weights:
  *             read the index, fetch its shards -> manifest -> unlock
  *
- * Which files: config.json (required); weights: model.safetensors, else model.safetensors.index.json
+ * Which files: config.json (required; its model_type must be bert, distilbert or gpt2 - the
+ * architectures the engine runs - unless opts.any_architecture, checked before any weights are fetched); weights: model.safetensors, else model.safetensors.index.json
  * + shards, else pytorch_model.bin, else pytorch_model.bin.index.json + shards (one is required);
  * optional when present: tokenizer.json, tokenizer_config.json, special_tokens_map.json, vocab.txt,
  * vocab.json, merges.txt, added_tokens.json, generation_config.json, modules.json,
@@ -62,6 +63,7 @@ typedef struct {
     const dl_policy *policy;     /* NULL = dl_policy_default() */
     hub_progress_fn progress;    /* may be NULL */
     void *user;
+    bool any_architecture;       /* false: stop after config.json unless model_type is one mcli runs */
 } hub_pull_opts;
 
 typedef struct {

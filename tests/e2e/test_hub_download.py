@@ -282,7 +282,7 @@ def test_repo_without_org_uses_the_flat_layout(hub, env):
     assert os.path.exists(os.path.join(env["MCLI_MODELS_DIR"], "lightweight", "tinyplain", "config.json"))
 
 
-def test_not_enough_disk_is_refused_before_downloading(hub, env):
+def test_not_enough_disk_is_refused_before_downloading_the_weights(hub, env):
     r = pull(env, GPT2, extra={"MCLI_SYSINFO_OVERRIDE": '{"disk_free_mb": 20}'})
     assert r.returncode == 1
     assert "not enough disk space" in r.stderr
@@ -298,6 +298,24 @@ def test_offline_mode_uses_what_is_on_disk_and_never_touches_the_network(hub, en
     r = pull(env, GPT2, extra={"HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0, r.stderr
     assert hub.requests() == []
+
+
+def test_an_unsupported_architecture_stops_after_config_json(hub, env):
+    import shutil
+    from hub_helpers import HUB_FIXTURES
+    d = os.path.join(hub.root, "other-org", "llama-ish")
+    shutil.copytree(os.path.join(HUB_FIXTURES, "tiny-org", "tiny-gpt2"), d)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"model_type": "llama", "hidden_size": 8}, f)
+    hub.reload()
+    r = pull(env, "other-org/llama-ish")
+    assert r.returncode == 1
+    assert "model_type 'llama' is not an architecture mcli runs" in r.stderr
+    assert cdn_gets(hub) == []  # the weights were never requested
+    assert not os.path.exists(model_dir(env, "other-org/llama-ish"))
+    r = pull(env, "other-org/llama-ish", "--any-arch")
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(os.path.join(model_dir(env, "other-org/llama-ish"), "model.safetensors"))
 
 
 def test_list_and_remove(hub, env):

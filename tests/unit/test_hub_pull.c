@@ -168,7 +168,7 @@ static mcli_status pull_into(const char *sub, const char *repo, events *ev, hub_
 {
     char models[512];
     snprintf(models, sizeof models, "%s/%s", tmpdir, sub);
-    hub_pull_opts o = {models, repo, NULL, endpoint, "", 0, &policy, on_event, ev};
+    hub_pull_opts o = {models, repo, NULL, endpoint, "", 0, &policy, on_event, ev, false};
     return hub_pull(&o, res, err);
 }
 
