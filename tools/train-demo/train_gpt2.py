@@ -104,6 +104,27 @@ def sample(model, tok, prompt, n_new, seed, temperature=0.8, top_k=40):
     return prompt + tok.decode(ids[n_prompt:])
 
 
+def reproduce_command(args):
+    """The command line that reproduces this run: every option that differs from its default."""
+    defaults = vars(argparse.Namespace(**{k: v for k, v in vars(parse_defaults()).items()}))
+    parts = ["nice -n 10 /usr/bin/python3 tools/train-demo/train_gpt2.py"]
+    for k, v in vars(args).items():
+        if k != "out" and v != defaults[k]:
+            parts.append("--%s %s" % (k.replace("_", "-"), v))
+    parts.append("--out models/bundled/mcli-fortune-gpt2")
+    return " ".join(parts)
+
+
+def parse_defaults():
+    import sys
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        return parse_args()
+    finally:
+        sys.argv = saved
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -292,7 +313,7 @@ Top-k 40, temperature 0.8, seeds {args.seed}..{args.seed + 2}, at most 60 new to
 ## Reproduce
 From the repository root, on Debian 12 with `apt-get install python3-torch python3-regex fortunes fortunes-min`:
 
-    nice -n 10 /usr/bin/python3 tools/train-demo/train_gpt2.py --out models/bundled/mcli-fortune-gpt2
+    {reproduce_command(args)}
 
 (fixed seeds and one thread: the same torch build reproduces the same weights).
 """
