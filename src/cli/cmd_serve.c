@@ -190,7 +190,7 @@ int cmd_serve(int argc, char **argv)
             cfg.so.conn_timeout_s = (unsigned)num;
         } else if (strcmp(a, "--queue") == 0 && parse_long(v, 1, 1000000, &num)) {
             cfg.so.sched.queue_cap = (size_t)num;
-        } else if (strcmp(a, "--batch-tokens") == 0 && parse_long(v, 16, 1L << 24, &num)) {
+        } else if (strcmp(a, "--batch-tokens") == 0 && parse_long(v, 1, 1L << 24, &num)) {
             cfg.so.sched.token_budget = (size_t)num;
         } else if (strcmp(a, "--gen-batch") == 0 && parse_long(v, 1, 64, &num)) {
             cfg.so.sched.max_gen_batch = (int)num;
