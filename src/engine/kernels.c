@@ -40,6 +40,16 @@
 #define ERF_A4 (-1.453152027f)
 #define ERF_A5 1.061405429f
 
+/* erf near 0, where A&S loses digits to cancellation: its Maclaurin series to x^11,
+ * 2/sqrt(pi) (x - x^3/3 + x^5/10 - x^7/42 + x^9/216 - x^11/1320); error < 2e-8 for |x| < 0.5. */
+#define ERF_SMALL 0.5f
+#define TWO_OVER_SQRTPI 1.12837916709551257f
+#define ES3 (-1.0f / 3.0f)
+#define ES5 (1.0f / 10.0f)
+#define ES7 (-1.0f / 42.0f)
+#define ES9 (1.0f / 216.0f)
+#define ES11 (-1.0f / 1320.0f)
+
 /* tanh: odd; for |x| < TANH_SMALL its Taylor series to x^7 (error < 3e-10), else
  * 1 - 2 / (e^(2|x|) + 1); |x| > 9 is +-1 in float. */
 #define TANH_SMALL 0.0625f
@@ -79,6 +89,15 @@ static inline float exp_s(float x)
 static inline float erf_s(float x)
 {
     float ax = fabsf(x);
+    if (ax < ERF_SMALL) {
+        float x2 = x * x;
+        float p = fmaf(x2, ES11, ES9);
+        p = fmaf(p, x2, ES7);
+        p = fmaf(p, x2, ES5);
+        p = fmaf(p, x2, ES3);
+        p = fmaf(p, x2, 1.0f);
+        return TWO_OVER_SQRTPI * x * p;
+    }
     float t = 1.0f / fmaf(ERF_P, ax, 1.0f);
     float p = fmaf(ERF_A5, t, ERF_A4);
     p = fmaf(p, t, ERF_A3);
@@ -165,14 +184,24 @@ static inline __m256 erf8(__m256 x)
 {
     __m256 ax = abs8(x);
     __m256 one = _mm256_set1_ps(1.0f);
-    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(ERF_P), ax, one));
+    /* t = 1 / (1 + p|x|): the 12-bit reciprocal estimate refined by one Newton step */
+    __m256 den = _mm256_fmadd_ps(_mm256_set1_ps(ERF_P), ax, one);
+    __m256 t = _mm256_rcp_ps(den);
+    t = _mm256_mul_ps(t, _mm256_fnmadd_ps(den, t, _mm256_set1_ps(2.0f)));
     __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(ERF_A5), t, _mm256_set1_ps(ERF_A4));
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ERF_A3));
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ERF_A2));
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ERF_A1));
     __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax)));
-    __m256 y = _mm256_sub_ps(one, _mm256_mul_ps(_mm256_mul_ps(p, t), e));
-    return copysign8(y, x);
+    __m256 y = copysign8(_mm256_sub_ps(one, _mm256_mul_ps(_mm256_mul_ps(p, t), e)), x);
+    __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(ES11), _mm256_set1_ps(ES9));
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(ES7));
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(ES5));
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(ES3));
+    q = _mm256_fmadd_ps(q, x2, one);
+    __m256 small = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(TWO_OVER_SQRTPI), x), q);
+    return _mm256_blendv_ps(y, small, _mm256_cmp_ps(ax, _mm256_set1_ps(ERF_SMALL), _CMP_LT_OQ));
 }
 
 static inline __m256 tanh8(__m256 x)

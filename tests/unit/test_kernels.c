@@ -121,18 +121,17 @@ static void exp_below_float_range_is_zero_and_nan_propagates(void **state)
     assert_true(isnan(x[10]));
 }
 
-static void erf_is_within_5e7_absolute_of_libm(void **state)
+static void erf_is_within_4e7_absolute_of_libm(void **state)
 {
     (void)state;
-    enum { N = 1001 };
-    float x[N];
+    enum { N = 12003 };
+    static float x[N], y[N];
     for (int i = 0; i < N; i++)
         x[i] = -6.0f + 12.0f * (float)i / (N - 1);
-    float y[N];
     memcpy(y, x, sizeof y);
     kern_erf(y, N);
     for (int i = 0; i < N; i++)
-        assert_true(fabs(y[i] - erf((double)x[i])) < 5e-7);
+        assert_true(fabs(y[i] - erf((double)x[i])) < 4e-7);
 }
 
 static void tanh_is_accurate_for_tiny_and_large_inputs(void **state)
@@ -462,7 +461,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exp_matches_libm_over_the_float_range),
         cmocka_unit_test(exp_below_float_range_is_zero_and_nan_propagates),
-        cmocka_unit_test(erf_is_within_5e7_absolute_of_libm),
+        cmocka_unit_test(erf_is_within_4e7_absolute_of_libm),
         cmocka_unit_test(tanh_is_accurate_for_tiny_and_large_inputs),
         cmocka_unit_test(bias_act_matches_reference_for_every_activation),
         cmocka_unit_test(bias_act_without_bias_is_plain_activation),
