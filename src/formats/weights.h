@@ -6,6 +6,15 @@
  * zero-copy; F16/BF16 and non-contiguous torch views are converted into buffers owned
  * by the weights set. Nothing in a file is ever executed; every offset is checked.
  *
+ * In detail: contiguous F32 data that is 4-byte aligned in its file (safetensors, torch zip
+ * entries, legacy storages) is used in place from a read-only private mapping; everything else
+ * (F16, BF16, F64, strided views, unaligned legacy storages) is converted once at open, and the
+ * source pages are dropped again, so memory stays near one float32 copy of the model. Integer
+ * and bool tensors are listed (name, dtype, shape) with data == NULL. Tensors sharing a storage
+ * (tied weights saved by torch) point to the same memory when used in place. The formats'
+ * readers: safetensors.c, torch_zip.c, torch_legacy.c with the restricted unpickler in
+ * torch_pickle.c (only torch's rebuild functions, storage types and OrderedDict may appear).
+ *
  * Ownership: the mcli_weights owns its mappings and buffers; tensor pointers stay valid
  * until weights_free(). Thread-safety: immutable after weights_open(); any number of
  * threads may read it at once.
