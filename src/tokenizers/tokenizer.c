@@ -230,8 +230,8 @@ mcli_status tok_finish(mcli_tokenizer *t, mcli_err *err)
         if (!a->special || (size_t)a->id >= t->base_vocab)
             mark(t, a->id, TOK_F_LEGACY);
     }
-    const int32_t *ids = &t->sp.unk;
-    for (size_t i = 0; i < sizeof t->sp / sizeof t->sp.unk; i++)
+    const int32_t ids[] = {t->sp.unk, t->sp.cls, t->sp.sep, t->sp.pad, t->sp.mask, t->sp.bos, t->sp.eos};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         mark(t, ids[i], TOK_F_SPECIAL);
     return MCLI_OK;
 }

@@ -152,7 +152,10 @@ mcli_status vocab_set(tok_vocab *v, const char *s, size_t len, int32_t id, bool 
         memcpy(copy, s, len);
         copy[len] = '\0';
         e = (int32_t)v->n_entries++;
-        v->entries[e] = (vocab_entry){copy, (uint32_t)len, id};
+        vocab_entry *en = &v->entries[e];
+        en->s = copy;
+        en->len = (uint32_t)len;
+        en->id = id;
         v->slots[slot] = e;
         v->id_entry[id] = e;
     }

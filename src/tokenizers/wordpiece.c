@@ -335,7 +335,7 @@ static bool word_is_never_split(const wordpiece *wp, wp_scratch *s, int32_t *id)
     if (!wp->o.n_never_split)
         return false;
     const cpbuf *w = &s->word;
-    uint8_t buf[256];
+    uint8_t buf[256] = {0};
     size_t n = 0;
     for (size_t i = 0; i < w->n; i++) {
         if (n + 4 > sizeof buf)
