@@ -129,19 +129,21 @@ static mcli_status parse_activation(const char *path, const char *field, json_t 
         if (!name)
             return mcli_fail(err, MCLI_ERR_FORMAT, "%s: \"%s\" must be a string", path, field);
     }
-    /* gelu / gelu_python: exact erf form. gelu_new, gelu_pytorch_tanh and gelu_fast are the
-     * same tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))) written differently. */
+    /* gelu / gelu_python: exact erf form. gelu_new, gelu_pytorch_tanh, gelu_fast and
+     * gelu_accurate are the same tanh approximation 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
+     * written differently. quick_gelu (x sigmoid(1.702x)) and clipped variants are different
+     * functions and refused. */
     if (strcmp(name, "gelu") == 0 || strcmp(name, "gelu_python") == 0)
         *out = MCLI_ACT_GELU;
     else if (strcmp(name, "gelu_new") == 0 || strcmp(name, "gelu_pytorch_tanh") == 0 ||
-             strcmp(name, "gelu_fast") == 0)
+             strcmp(name, "gelu_fast") == 0 || strcmp(name, "gelu_accurate") == 0)
         *out = MCLI_ACT_GELU_NEW;
     else if (strcmp(name, "relu") == 0)
         *out = MCLI_ACT_RELU;
     else
         return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
                          "%s: %s \"%.64s\" is not supported (supported: gelu, gelu_python, gelu_new, "
-                         "gelu_pytorch_tanh, gelu_fast, relu)",
+                         "gelu_pytorch_tanh, gelu_fast, gelu_accurate, relu)",
                          path, field, name);
     return MCLI_OK;
 }

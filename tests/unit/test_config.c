@@ -154,7 +154,8 @@ static void activations_map_to_the_right_formula(void **state)
     static const struct { const char *name; mcli_activation act; } ok[] = {
         {"gelu", MCLI_ACT_GELU},           {"gelu_python", MCLI_ACT_GELU},
         {"gelu_new", MCLI_ACT_GELU_NEW},   {"gelu_pytorch_tanh", MCLI_ACT_GELU_NEW},
-        {"gelu_fast", MCLI_ACT_GELU_NEW},  {"relu", MCLI_ACT_RELU},
+        {"gelu_fast", MCLI_ACT_GELU_NEW},  {"gelu_accurate", MCLI_ACT_GELU_NEW},
+        {"relu", MCLI_ACT_RELU},
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         char json[256];
