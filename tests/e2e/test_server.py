@@ -484,3 +484,14 @@ def test_serve_usage_errors_exit_2(mcli):
     assert r.returncode == 2 and "--model" in r.stderr
     r = mcli("serve", "--model", f"{ENC}/bert_base", "--port", "99999")
     assert r.returncode == 2
+
+
+@pytest.mark.parametrize("pooling,normalize", [("mean", False), ("cls", True)])
+def test_embed_equals_the_cli_embed_json_output(srv, mcli, pooling, normalize):
+    text = "the cat sat on the mat."
+    args = ["embed", "--model", f"{ENC}/bert_base", "--pooling", pooling, "--json"] + (["--normalize"] if normalize else [])
+    cli = mcli(*args, text)
+    assert cli.returncode == 0, cli.stderr
+    want = json.loads(cli.stdout)["embeddings"][0]
+    got = srv.post("/models/test/bert-base/embed", {"text": text, "pooling": pooling, "normalize": normalize}).json()
+    close(got["embeddings"][0], want, tol=1e-6)
