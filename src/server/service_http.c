@@ -34,6 +34,7 @@ typedef struct {
     size_t len, cap;
     bool too_large;
     int status;
+    long long bytes; /* body bytes of a JSON reply; -1 for a stream */
     double t0;
     char line[320]; /* "METHOD path" for the access log */
 } conn_state;
@@ -105,6 +106,7 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, conn_state *cs, int 
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
     cs->status = status;
+    cs->bytes = (long long)strlen(text);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -154,6 +156,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     }
     MHD_add_response_header(resp, "Content-Type", st->content_type ? st->content_type : "application/x-ndjson");
     cs->status = r.status;
+    cs->bytes = -1;
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)r.status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -166,9 +169,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     conn_state *cs = *con_cls;
     if (!cs)
         return;
-    if (s->access_log)
-        LOG_INFO("service: %s %d %.1f ms%s", cs->line, cs->status, mono_ms() - cs->t0,
+    if (s->access_log) {
+        char bytes[32] = "stream";
+        if (cs->bytes >= 0)
+            snprintf(bytes, sizeof bytes, "%lld", cs->bytes);
+        LOG_INFO("service: %s %d %s bytes %.1f ms%s", cs->line, cs->status, bytes, mono_ms() - cs->t0,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
+    }
     free(cs->body);
     free(cs);
     *con_cls = NULL;
