@@ -208,9 +208,10 @@ static void human_bytes(long long b, char *buf, size_t cap)
         snprintf(buf, cap, "%.2f GB", (double)b / (1024.0 * 1024 * 1024));
 }
 
-static int fail(const char *dir, const mcli_err *err)
+/* err's message already names the file it is about. */
+static int fail(const mcli_err *err)
 {
-    fprintf(stderr, "mcli inspect: %s: %s\n", dir, err->msg);
+    fprintf(stderr, "mcli inspect: %s\n", err->msg);
     return 1;
 }
 
@@ -244,11 +245,11 @@ int cmd_inspect(int argc, char **argv)
     }
     mcli_config cfg;
     if (config_load(dir, &cfg, &err) != MCLI_OK)
-        return fail(dir, &err);
+        return fail(&err);
     mcli_weights *w = NULL;
     if (weights_open(dir, &w, &err) != MCLI_OK) {
         config_free(&cfg);
-        return fail(dir, &err);
+        return fail(&err);
     }
 
     /* Parameters, dtypes. */
