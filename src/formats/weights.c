@@ -209,11 +209,8 @@ static bool dtype_is_float(mcli_dtype dt)
  * read faults them back in from the file), so peak memory stays near one copy of the model. */
 static void drop_source_pages(const mcli_weights *w, const uint8_t *src, size_t len)
 {
-    static size_t page;
-    if (!page) {
-        long ps = sysconf(_SC_PAGESIZE);
-        page = ps > 0 ? (size_t)ps : 4096;
-    }
+    long ps = sysconf(_SC_PAGESIZE);
+    size_t page = ps > 0 ? (size_t)ps : 4096;
     for (size_t m = 0; m < w->n_maps; m++) {
         const uint8_t *a = w->maps[m].addr;
         if (!a || src < a || src >= a + w->maps[m].len || len > (size_t)(a + w->maps[m].len - src))
