@@ -393,6 +393,28 @@ static void sharded_index_with_path_escape_or_missing_tensor_fails(void **state)
     rmdir(dir);
 }
 
+static void symlinked_files_as_in_the_hub_cache_load(void **state)
+{
+    (void)state;
+    /* huggingface_hub snapshots are directories of symlinks into a blobs/ folder */
+    char dir[] = "/tmp/mcli_st_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char link[512];
+    snprintf(link, sizeof link, "%s/model.safetensors", dir);
+    assert_int_equal(symlink(CKPT "/bert_st_f32/model.safetensors", link), 0);
+    mcli_weights *w = NULL;
+    mcli_err err;
+    assert_int_equal(weights_open(dir, &w, &err), MCLI_OK);
+    assert_int_equal(weights_count(w), 42);
+    weights_free(w);
+    unlink(link);
+    /* a dangling link is a clear error, not a crash */
+    assert_int_equal(symlink("/nonexistent/blob", link), 0);
+    assert_int_equal(weights_open(dir, &w, &err), MCLI_ERR_NOT_FOUND);
+    unlink(link);
+    rmdir(dir);
+}
+
 static void missing_dir_and_empty_dir_are_not_found(void **state)
 {
     (void)state;
@@ -428,6 +450,7 @@ int main(void)
         cmocka_unit_test(unaligned_f32_is_copied_and_values_kept),
         cmocka_unit_test(f16_special_values_convert_exactly),
         cmocka_unit_test(sharded_index_with_path_escape_or_missing_tensor_fails),
+        cmocka_unit_test(symlinked_files_as_in_the_hub_cache_load),
         cmocka_unit_test(missing_dir_and_empty_dir_are_not_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
