@@ -1,0 +1,197 @@
+/* Decoder kernels (kernels_decode.c): the streaming matrix products against their plain double
+ * references over odd shapes (tails of 1..15 columns, K not a multiple of 4 or 8, M = 1..9),
+ * on 1 and 3 pool threads; gelu_new, softmax, layer norm against libm; the pool runs every
+ * slice exactly once and survives many back-to-back jobs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kernels_decode.h"
+
+static uint64_t rs = 88172645463325252ull;
+static float frand(void)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (float)((double)(rs >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+}
+
+static float *rnd(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+static void matmul_kn_matches_reference_on_odd_shapes(void **state)
+{
+    (void)state;
+    const int shapes[][3] = {{1, 64, 192}, {1, 768, 2304}, {1, 13, 7}, {2, 33, 45}, {3, 5, 129},
+                             {8, 64, 513}, {9, 100, 31}, {1, 3, 1}};
+    const int threads[2] = {1, 3};
+    for (int ti = 0; ti < 2; ti++) {
+        kd_pool *p;
+        mcli_err err;
+        assert_int_equal(kd_pool_new(threads[ti], &p, &err), MCLI_OK);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+            const size_t ldx = (size_t)K + 3, ldy = (size_t)N + 5; /* strided rows */
+            float *x = rnd((size_t)M * ldx), *W = rnd((size_t)K * N), *b = rnd((size_t)N);
+            float *y = rnd((size_t)M * ldy), *yr = malloc((size_t)M * ldy * sizeof *yr);
+            for (int acc = 0; acc < 2; acc++) {
+                memcpy(yr, y, (size_t)M * ldy * sizeof *yr);
+                kd_matmul_kn(p, y, ldy, x, ldx, W, acc ? NULL : b, M, K, N, acc);
+                kd_ref_matmul_kn(yr, ldy, x, ldx, W, acc ? NULL : b, M, K, N, acc);
+                for (int m = 0; m < M; m++)
+                    for (int n = 0; n < N; n++)
+                        if (fabsf(y[(size_t)m * ldy + n] - yr[(size_t)m * ldy + n]) > 1e-4f * (1.0f + sqrtf((float)K)))
+                            fail_msg("kn M%d K%d N%d acc%d threads %d: [%d,%d] %g vs %g", M, K, N, acc, threads[ti], m,
+                                     n, y[(size_t)m * ldy + n], yr[(size_t)m * ldy + n]);
+                /* the padding between rows is untouched */
+                for (int m = 0; m < M; m++)
+                    for (size_t n = (size_t)N; n < ldy; n++)
+                        assert_true(y[(size_t)m * ldy + n] == yr[(size_t)m * ldy + n]);
+            }
+            free(x), free(W), free(b), free(y), free(yr);
+        }
+        kd_pool_free(p);
+    }
+}
+
+static void matmul_nk_matches_reference_on_odd_shapes(void **state)
+{
+    (void)state;
+    const int shapes[][3] = {{1, 64, 317}, {1, 768, 1001}, {2, 12, 9}, {5, 40, 3}, {1, 7, 13}, {64, 16, 21}};
+    const int threads[2] = {1, 2};
+    for (int ti = 0; ti < 2; ti++) {
+        kd_pool *p;
+        mcli_err err;
+        assert_int_equal(kd_pool_new(threads[ti], &p, &err), MCLI_OK);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+            float *x = rnd((size_t)M * K), *E = rnd((size_t)N * K);
+            float *y = calloc((size_t)M * N, sizeof *y), *yr = calloc((size_t)M * N, sizeof *yr);
+            float *yp[64], *yrp[64];
+            for (int m = 0; m < M; m++) {
+                yp[m] = y + (size_t)m * N;
+                yrp[m] = yr + (size_t)m * N;
+            }
+            kd_matmul_nk(p, yp, x, (size_t)K, E, M, K, N);
+            kd_ref_matmul_nk(yrp, x, (size_t)K, E, M, K, N);
+            for (size_t i = 0; i < (size_t)M * N; i++)
+                if (fabsf(y[i] - yr[i]) > 1e-4f * (1.0f + sqrtf((float)K)))
+                    fail_msg("nk M%d K%d N%d: [%zu] %g vs %g", M, K, N, i, y[i], yr[i]);
+            free(x), free(E), free(y), free(yr);
+        }
+        kd_pool_free(p);
+    }
+}
+
+static void gelu_new_softmax_layernorm_match_libm(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    float x[N], r[N];
+    for (int i = 0; i < N; i++)
+        x[i] = (float)(i - N / 2) * 0.02f; /* -10 .. 10 */
+    x[0] = -30.0f;
+    x[1] = 30.0f;
+    memcpy(r, x, sizeof r);
+    kd_gelu_new(x, N);
+    kd_ref_gelu_new(r, N);
+    for (int i = 0; i < N; i++)
+        assert_float_equal(x[i], r[i], 1e-6 * (1.0 + fabs(r[i])));
+
+    float s[37];
+    double ref[37], sum = 0;
+    for (int i = 0; i < 37; i++) {
+        s[i] = frand() * 20.0f;
+        ref[i] = s[i];
+    }
+    double mx = ref[0];
+    for (int i = 1; i < 37; i++)
+        mx = ref[i] > mx ? ref[i] : mx;
+    for (int i = 0; i < 37; i++)
+        sum += (ref[i] = exp(ref[i] - mx));
+    kd_softmax(s, 37);
+    for (int i = 0; i < 37; i++)
+        assert_float_equal(s[i], ref[i] / sum, 1e-6);
+    float one = 5.0f;
+    kd_softmax(&one, 1);
+    assert_float_equal(one, 1.0f, 0);
+
+    enum { C = 77 };
+    float v[C], g[C], b[C], out[C];
+    double mean = 0, var = 0;
+    for (int i = 0; i < C; i++) {
+        v[i] = frand() * 3.0f + 1.0f;
+        g[i] = frand();
+        b[i] = frand();
+        mean += v[i];
+    }
+    mean /= C;
+    for (int i = 0; i < C; i++)
+        var += (v[i] - mean) * (v[i] - mean);
+    var /= C;
+    kd_layernorm(out, v, g, b, C, 1e-5f);
+    for (int i = 0; i < C; i++)
+        assert_float_equal(out[i], (v[i] - mean) / sqrt(var + 1e-5) * g[i] + b[i], 1e-5);
+}
+
+typedef struct {
+    atomic_int hits[8];
+    atomic_int total;
+} count_job;
+
+static void count_task(void *ctx, int ith, int nth)
+{
+    count_job *j = ctx;
+    assert_true(ith >= 0 && ith < nth && nth <= 8);
+    atomic_fetch_add(&j->hits[ith], 1);
+    atomic_fetch_add(&j->total, 1);
+}
+
+static void pool_runs_each_slice_once_per_job(void **state)
+{
+    (void)state;
+    for (int nth = 1; nth <= 4; nth++) {
+        kd_pool *p;
+        mcli_err err;
+        assert_int_equal(kd_pool_new(nth, &p, &err), MCLI_OK);
+        assert_int_equal(kd_pool_threads(p), nth);
+        count_job j;
+        memset(&j, 0, sizeof j);
+        for (int rep = 0; rep < 300; rep++)
+            kd_pool_run(p, count_task, &j);
+        for (int i = 0; i < nth; i++)
+            assert_int_equal(atomic_load(&j.hits[i]), 300);
+        assert_int_equal(atomic_load(&j.total), 300 * nth);
+        kd_pool_free(p);
+    }
+    /* NULL pool: inline, one slice */
+    count_job j;
+    memset(&j, 0, sizeof j);
+    kd_pool_run(NULL, count_task, &j);
+    assert_int_equal(atomic_load(&j.hits[0]), 1);
+    kd_pool_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(matmul_kn_matches_reference_on_odd_shapes),
+        cmocka_unit_test(matmul_nk_matches_reference_on_odd_shapes),
+        cmocka_unit_test(gelu_new_softmax_layernorm_match_libm),
+        cmocka_unit_test(pool_runs_each_slice_once_per_job),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
