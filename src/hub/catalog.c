@@ -289,6 +289,11 @@ static mcli_status parse_entry(json_t *o, size_t idx, const char *file, const ch
             snprintf(e->path, need, "%s/%s", dir, path_rel);
         free(path_rel);
         path_rel = NULL;
+        char *canon = realpath(e->path, NULL); /* tidy "data/../models/x" when it exists */
+        if (canon) {
+            free(e->path);
+            e->path = canon;
+        }
     }
     e->from_user_file = user;
     return MCLI_OK;

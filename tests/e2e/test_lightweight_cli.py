@@ -41,6 +41,17 @@ def test_list_shows_the_original_five_and_the_neighbours(env):
     assert not any(m["present"] for m in cat.values() if not m["bundled"])
 
 
+def test_the_shipped_bundled_models_are_listed_with_their_directories(env):
+    from conftest import SOURCE_DIR
+    cat = catalog_json(env)
+    bundled = {k: m for k, m in cat.items() if m["bundled"]}
+    assert set(bundled) == {"mcli-fortune-gpt2", "mcli-langid-bert"}
+    for key, m in bundled.items():
+        assert os.path.realpath(m["path"]) == os.path.realpath(os.path.join(SOURCE_DIR, "models", "bundled", key))
+        has = all(os.path.exists(os.path.join(m["path"], f)) for f in ("config.json", "model.safetensors"))
+        assert m["present"] == has
+
+
 def test_the_two_unpublished_keys_are_aliases_of_real_repositories_and_list_says_so(env):
     cat = catalog_json(env)
     assert cat["sshleifer/tiny-distilbert-base-uncased"]["repo"] == TINY_DISTIL
@@ -276,6 +287,21 @@ def test_recommendation_under_a_real_cgroup_memory_limit(catalog_hub, env):
             pass
 
 
+def _without_shipped_bundled(env, tmp_path):
+    """A copy of the shipped catalog without its bundled entries (which become present once trained),
+    so that a test sees exactly the models it set up."""
+    from conftest import SOURCE_DIR
+    with open(os.path.join(SOURCE_DIR, "data", "catalog.json")) as f:
+        cat = json.load(f)
+    cat["models"] = [m for m in cat["models"] if not m.get("bundled")]
+    d = tmp_path / "data-nobundled"
+    d.mkdir()
+    (d / "catalog.json").write_text(json.dumps(cat))
+    e = dict(env)
+    e["MCLI_DATA_DIR"] = str(d)
+    return e
+
+
 def _serve_and_get_models(args, env, port):
     import subprocess
     import urllib.request
@@ -302,16 +328,18 @@ def test_lightweight_run_downloads_then_serves_the_model(catalog_hub, env):
     assert "verified" in err
 
 
-def test_start_server_serves_downloaded_and_bundled_models(catalog_hub, env):
+def test_start_server_serves_downloaded_and_bundled_models(catalog_hub, env, tmp_path):
     from conftest import free_port
+    env = _without_shipped_bundled(env, tmp_path)
     write_user_catalog(env, [{"key": "mcli/demo-bert", "bundled": True, "path": TINY_BERT, "size_mb": 0.1}])
     assert run_mcli("pull", "tiny-org/tiny-gpt2", env=env).returncode == 0
     models, _ = _serve_and_get_models(["lightweight", "--start-server"], env, free_port())
     assert sorted(m["path"] for m in models) == sorted([model_dir(env, "tiny-org/tiny-gpt2"), TINY_BERT])
 
 
-def test_unreachable_hub_falls_back_to_the_bundled_models(env):
+def test_unreachable_hub_falls_back_to_the_bundled_models(env, tmp_path):
     from conftest import free_port
+    env = _without_shipped_bundled(env, tmp_path)
     write_user_catalog(env, [{"key": "mcli/demo-bert", "bundled": True, "path": TINY_BERT, "size_mb": 0.1}])
     e = dict(env)
     e["HF_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
