@@ -719,14 +719,16 @@ static void text_view_free(text_view *v)
     free(v->cp_of_byte);
 }
 
-static mcli_status text_view_make(const char *text, size_t len, text_view *v, mcli_err *err)
+/* Validates text and maps it; the code point array is only built when want_cps (WordPiece). */
+static mcli_status text_view_make(const char *text, size_t len, bool want_cps, text_view *v, mcli_err *err)
 {
     memset(v, 0, sizeof *v);
     v->text = text;
     v->len = len;
-    v->cps = malloc((len ? len : 1) * sizeof *v->cps);
+    if (want_cps)
+        v->cps = malloc((len ? len : 1) * sizeof *v->cps);
     v->cp_of_byte = malloc((len + 1) * sizeof *v->cp_of_byte);
-    if (!v->cps || !v->cp_of_byte) {
+    if ((want_cps && !v->cps) || !v->cp_of_byte) {
         text_view_free(v);
         return mcli_fail(err, MCLI_ERR_NOMEM, "tokenizer: out of memory for %zu bytes of text", len);
     }
@@ -740,7 +742,9 @@ static mcli_status text_view_make(const char *text, size_t len, text_view *v, mc
         }
         for (size_t j = 0; j < k; j++)
             v->cp_of_byte[i + j] = (int32_t)v->n_cps;
-        v->cps[v->n_cps++] = cp;
+        if (want_cps)
+            v->cps[v->n_cps] = cp;
+        v->n_cps++;
         i += k;
     }
     v->cp_of_byte[len] = (int32_t)v->n_cps;
@@ -778,7 +782,7 @@ static mcli_status encode_one(const mcli_tokenizer *t, const char *text, size_t 
         shift = 1;
     }
     text_view v;
-    mcli_status st = text_view_make(text, len, &v, err);
+    mcli_status st = text_view_make(text, len, t->kind == MCLI_TOK_WORDPIECE, &v, err);
     if (st != MCLI_OK) {
         free(prefixed);
         return st;
