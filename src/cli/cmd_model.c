@@ -96,6 +96,11 @@ static bool is_buffer(const char *name)
            has_suffix(name, "position_ids");
 }
 
+static bool is_float(mcli_dtype dt)
+{
+    return dt == MCLI_DT_F32 || dt == MCLI_DT_F16 || dt == MCLI_DT_BF16 || dt == MCLI_DT_F64;
+}
+
 static bool same_values(const mcli_tensor *a, const mcli_tensor *b)
 {
     return a && b && a->data && b->data && a->numel == b->numel &&
@@ -113,7 +118,7 @@ static const mcli_tensor *tied_duplicate(const mcli_weights *w, const mcli_confi
                            : c->arch == MCLI_ARCH_DISTILBERT ? "vocab_projector.weight"
                                                              : "lm_head.weight";
     const mcli_tensor *dec = weights_lookup(w, p, dec_name);
-    return (dec != emb && same_values(emb, dec)) ? dec : NULL;
+    return (emb && dec && dec != emb && (weights_same_source(w, emb, dec) || same_values(emb, dec))) ? dec : NULL;
 }
 
 static void find_heads(const mcli_weights *w, const mcli_config *c, heads_found *h)
@@ -247,7 +252,8 @@ int cmd_inspect(int argc, char **argv)
     if (config_load(dir, &cfg, &err) != MCLI_OK)
         return fail(&err);
     mcli_weights *w = NULL;
-    if (weights_open(dir, &w, &err) != MCLI_OK) {
+    /* Metadata only: nothing is converted, so F16 or legacy checkpoints inspect quickly. */
+    if (weights_open_meta(dir, &w, &err) != MCLI_OK) {
         config_free(&cfg);
         return fail(&err);
     }
@@ -262,7 +268,7 @@ int cmd_inspect(int argc, char **argv)
             dt_tensors[t->file_dtype]++;
             dt_elems[t->file_dtype] += t->numel;
         }
-        if (t->data && t != dup && !is_buffer(t->name))
+        if (is_float(t->file_dtype) && t != dup && !is_buffer(t->name))
             params += (long long)t->numel;
     }
     heads_found h;

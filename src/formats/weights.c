@@ -77,6 +77,7 @@ void weights_free(mcli_weights *w)
             free(w->bufs[i].p);
     }
     free(w->tensors);
+    free(w->srcs);
     free(w->by_name);
     free(w->maps);
     free(w->bufs);
@@ -239,7 +240,9 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
         if (d->shape[i] < 0 || d->shape[i] > WB_MAX_DIM_VALUE || !wb_mul_ok(numel, (size_t)d->shape[i], &numel))
             return mcli_fail(err, MCLI_ERR_FORMAT, "tensor '%.*s': bad shape", (int)d->name_len, d->name);
     }
-    if (!grow((void **)&w->tensors, &w->cap, w->n + 1, sizeof *w->tensors) ||
+    size_t cap_srcs = w->cap;
+    if (!grow((void **)&w->srcs, &cap_srcs, w->n + 1, sizeof *w->srcs) ||
+        !grow((void **)&w->tensors, &w->cap, w->n + 1, sizeof *w->tensors) ||
         !grow((void **)&w->bufs, &w->cap_bufs, w->n_bufs + 1, sizeof *w->bufs))
         return mcli_fail(err, MCLI_ERR_NOMEM, "out of memory adding tensor '%.*s'", (int)d->name_len, d->name);
 
@@ -270,6 +273,8 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
             goto nomem;
         if (d->dt == MCLI_DT_F32 && contiguous && ((uintptr_t)d->src % _Alignof(float)) == 0) {
             data = (const float *)(const void *)d->src;
+        } else if (w->meta_only) {
+            data = NULL;
         } else {
             /* Big buffers come pre-faulted from the kernel: first-touch page faults one by one
              * cost more than the conversion itself on virtual machines. */
@@ -329,6 +334,8 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
         }
         w->bytes += bytes;
     }
+    w->srcs[w->n].p = d->src;
+    w->srcs[w->n].contiguous = contiguous;
     mcli_tensor *t = &w->tensors[w->n++];
     memset(t, 0, sizeof *t);
     t->name = name;
@@ -391,7 +398,9 @@ mcli_status wb_finish(mcli_weights *w, mcli_err *err)
 
 mcli_status wb_absorb(mcli_weights *dst, mcli_weights *src, mcli_err *err)
 {
-    if (!grow((void **)&dst->tensors, &dst->cap, dst->n + src->n, sizeof *dst->tensors) ||
+    size_t cap_srcs = dst->cap;
+    if (!grow((void **)&dst->srcs, &cap_srcs, dst->n + src->n, sizeof *dst->srcs) ||
+        !grow((void **)&dst->tensors, &dst->cap, dst->n + src->n, sizeof *dst->tensors) ||
         !grow((void **)&dst->maps, &dst->cap_maps, dst->n_maps + src->n_maps, sizeof *dst->maps) ||
         !grow((void **)&dst->bufs, &dst->cap_bufs, dst->n_bufs + src->n_bufs, sizeof *dst->bufs)) {
         weights_free(src);
@@ -401,8 +410,10 @@ mcli_status wb_absorb(mcli_weights *dst, mcli_weights *src, mcli_err *err)
         weights_free(src);
         return mcli_fail(err, MCLI_ERR_TOO_LARGE, "more than %d tensors", WB_MAX_TENSORS);
     }
-    if (src->n)
+    if (src->n) {
         memcpy(dst->tensors + dst->n, src->tensors, src->n * sizeof *src->tensors);
+        memcpy(dst->srcs + dst->n, src->srcs, src->n * sizeof *src->srcs);
+    }
     if (src->n_maps)
         memcpy(dst->maps + dst->n_maps, src->maps, src->n_maps * sizeof *src->maps);
     if (src->n_bufs)
@@ -448,6 +459,22 @@ const mcli_tensor *weights_find(const mcli_weights *w, const char *name)
 size_t weights_bytes(const mcli_weights *w)
 {
     return w ? w->bytes : 0;
+}
+
+bool weights_same_source(const mcli_weights *w, const mcli_tensor *a, const mcli_tensor *b)
+{
+    if (!w || !a || !b || a < w->tensors || a >= w->tensors + w->n || b < w->tensors || b >= w->tensors + w->n)
+        return false;
+    const struct wb_src *sa = &w->srcs[a - w->tensors], *sb = &w->srcs[b - w->tensors];
+    if (a == b)
+        return true;
+    if (!sa->p || sa->p != sb->p || !sa->contiguous || !sb->contiguous || a->file_dtype != b->file_dtype ||
+        a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
 }
 
 const char *weights_format(const mcli_weights *w)
@@ -569,13 +596,14 @@ static mcli_status load_one(mcli_weights *w, const char *path, mcli_err *err)
     return s;
 }
 
-mcli_status weights_open_file(const char *path, mcli_weights **out, mcli_err *err)
+static mcli_status open_file(const char *path, bool meta, mcli_weights **out, mcli_err *err)
 {
     *out = NULL;
     mcli_weights *w = NULL;
     mcli_status s = wb_new(&w, err);
     if (s != MCLI_OK)
         return s;
+    w->meta_only = meta;
     s = load_one(w, path, err);
     if (s == MCLI_OK)
         s = wb_finish(w, err);
@@ -595,7 +623,8 @@ static int cmp_str(const void *a, const void *b)
 
 /* Opens a sharded checkpoint from its index.json: every shard named in weight_map is loaded
  * once; each tensor in weight_map must be in the shard it names. */
-static mcli_status open_sharded(const char *dir, const char *index_name, mcli_weights **out, mcli_err *err)
+static mcli_status open_sharded(const char *dir, const char *index_name, bool meta, mcli_weights **out,
+                                mcli_err *err)
 {
     char path[4096];
     mcli_weights *w = NULL;
@@ -656,6 +685,7 @@ static mcli_status open_sharded(const char *dir, const char *index_name, mcli_we
     s = wb_new(&w, err);
     if (s != MCLI_OK)
         goto fail;
+    w->meta_only = meta;
     for (size_t i = 0; i < n_shards; i++) {
         char spath[4096];
         if ((size_t)snprintf(spath, sizeof spath, "%s/%s", dir, shards[i]) >= sizeof spath) {
@@ -666,6 +696,7 @@ static mcli_status open_sharded(const char *dir, const char *index_name, mcli_we
         s = wb_new(&part, err);
         if (s != MCLI_OK)
             goto fail;
+        part->meta_only = meta;
         s = load_one(part, spath, err);
         if (s != MCLI_OK) {
             weights_free(part);
@@ -710,7 +741,12 @@ fail:
     return s;
 }
 
-mcli_status weights_open(const char *dir, mcli_weights **out, mcli_err *err)
+mcli_status weights_open_file(const char *path, mcli_weights **out, mcli_err *err)
+{
+    return open_file(path, false, out, err);
+}
+
+static mcli_status open_dir(const char *dir, bool meta, mcli_weights **out, mcli_err *err)
 {
     static const char *const candidates[] = {"model.safetensors", "model.safetensors.index.json",
                                              "pytorch_model.bin", "pytorch_model.bin.index.json"};
@@ -719,15 +755,15 @@ mcli_status weights_open(const char *dir, mcli_weights **out, mcli_err *err)
     if (stat(dir, &st) != 0)
         return mcli_fail(err, MCLI_ERR_NOT_FOUND, "%s: no such model directory", dir);
     if (!S_ISDIR(st.st_mode))
-        return weights_open_file(dir, out, err);
+        return open_file(dir, meta, out, err);
     for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
         char path[4096];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, candidates[i]) >= sizeof path)
             return mcli_fail(err, MCLI_ERR_INVALID_ARG, "%s: path too long", dir);
         if (!file_exists(path))
             continue;
-        mcli_status s = has_suffix(candidates[i], ".index.json") ? open_sharded(dir, candidates[i], out, err)
-                                                                 : weights_open_file(path, out, err);
+        mcli_status s = has_suffix(candidates[i], ".index.json") ? open_sharded(dir, candidates[i], meta, out, err)
+                                                                 : open_file(path, meta, out, err);
         if (s != MCLI_OK)
             return s;
         LOG_DEBUG("%s: %zu tensors, %zu bytes (%s)", path, (*out)->n, (*out)->bytes, (*out)->format);
@@ -746,4 +782,14 @@ mcli_status weights_open(const char *dir, mcli_weights **out, mcli_err *err)
                      "%s: no weights found (looked for model.safetensors, model.safetensors.index.json, "
                      "pytorch_model.bin, pytorch_model.bin.index.json)%s",
                      dir, hint);
+}
+
+mcli_status weights_open(const char *dir, mcli_weights **out, mcli_err *err)
+{
+    return open_dir(dir, false, out, err);
+}
+
+mcli_status weights_open_meta(const char *dir, mcli_weights **out, mcli_err *err)
+{
+    return open_dir(dir, true, out, err);
 }

@@ -22,6 +22,7 @@
 #ifndef MCLI_FORMATS_WEIGHTS_H
 #define MCLI_FORMATS_WEIGHTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,11 @@ mcli_status weights_open(const char *dir, mcli_weights **out, mcli_err *err) MCL
 /* Opens one file (safetensors or pytorch .bin of either format) directly. */
 mcli_status weights_open_file(const char *path, mcli_weights **out, mcli_err *err) MCLI_MUST_USE;
 
+/* Like weights_open() but converts nothing, for describing a model cheaply (mcli inspect):
+ * names, dtypes, shapes, weights_bytes() and weights_format() are as weights_open() reports;
+ * tensors used in place keep their data, all others have data == NULL. */
+mcli_status weights_open_meta(const char *dir, mcli_weights **out, mcli_err *err) MCLI_MUST_USE;
+
 void weights_free(mcli_weights *w);
 
 size_t weights_count(const mcli_weights *w);
@@ -70,6 +76,10 @@ const mcli_tensor *weights_find(const mcli_weights *w, const char *name);
 /* Total bytes of float32 tensor data exposed, and a short description of the file format
  * ("safetensors", "safetensors (3 shards)", "pytorch zip", "pytorch legacy"). */
 size_t weights_bytes(const mcli_weights *w);
+
+/* True if a and b (tensors of w) are the same bytes of the same file read the same way - e.g.
+ * tied weights that torch.save stored once for two names. */
+bool weights_same_source(const mcli_weights *w, const mcli_tensor *a, const mcli_tensor *b);
 const char *weights_format(const mcli_weights *w);
 
 const char *mcli_dtype_name(mcli_dtype dt);

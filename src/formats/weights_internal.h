@@ -29,7 +29,10 @@ struct mcli_weights {
     size_t n_maps, cap_maps;
     struct wb_buf { void *p; size_t len; bool mapped; } *bufs; /* converted tensor data, owned */
     size_t n_bufs, cap_bufs;
+    struct wb_src { const uint8_t *p; bool contiguous; } *srcs; /* [n] where each tensor's bytes
+                                                                     * start in its file (cap == cap) */
     size_t bytes;           /* float32 bytes exposed */
+    bool meta_only;         /* weights_open_meta: convert nothing */
     char format[64];
 };
 
@@ -56,7 +59,8 @@ typedef struct {
 } wb_tensor_desc;
 
 /* Adds one tensor: zero-copy when F32, contiguous and 4-byte aligned; otherwise converted to
- * a contiguous float32 buffer owned by w (integer/bool tensors get data == NULL). */
+ * a contiguous float32 buffer owned by w (integer/bool tensors get data == NULL; with
+ * w->meta_only nothing is converted and such tensors get data == NULL too). */
 mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *err) MCLI_MUST_USE;
 
 /* Sorts names and rejects duplicates (names the duplicate). */

@@ -144,6 +144,59 @@ static void shared_storage_and_views_are_resolved(void **state)
     weights_free(w);
 }
 
+static void meta_open_converts_nothing_and_reports_the_same(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"bert_pt_legacy", "bert_pt_zip", "bert_st_f16", "distilbert_pt_sharded",
+                                        "variants/legacy_dtypes.bin"};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/%s", CKPT, names[k]);
+        mcli_weights *full = NULL, *meta = NULL;
+        mcli_err err;
+        assert_int_equal(weights_open(dir, &full, &err), MCLI_OK);
+        assert_int_equal(weights_open_meta(dir, &meta, &err), MCLI_OK);
+        assert_int_equal(weights_count(meta), weights_count(full));
+        assert_int_equal(weights_bytes(meta), weights_bytes(full));
+        assert_string_equal(weights_format(meta), weights_format(full));
+        assert_int_equal(meta->n_bufs, 0);
+        for (size_t i = 0; i < weights_count(full); i++) {
+            const mcli_tensor *f = weights_at(full, i), *m = weights_find(meta, f->name);
+            assert_non_null(m);
+            assert_int_equal(m->numel, f->numel);
+            assert_int_equal(m->file_dtype, f->file_dtype);
+            if (m->data) /* used in place: the same bytes */
+                assert_memory_equal(m->data, f->data, f->numel * sizeof(float));
+        }
+        weights_free(full);
+        weights_free(meta);
+    }
+}
+
+static void tied_tensors_are_recognised_as_one_source(void **state)
+{
+    (void)state;
+    static const char *const files[] = {CKPT "/bert_pt_zip", CKPT "/variants/zip_protocol4.bin",
+                                        CKPT "/variants/legacy_protocol4.bin"};
+    for (size_t k = 0; k < 3; k++) {
+        for (int meta = 0; meta <= 1; meta++) {
+            mcli_weights *w = NULL;
+            mcli_err err;
+            assert_int_equal(meta ? weights_open_meta(files[k], &w, &err) : weights_open(files[k], &w, &err),
+                             MCLI_OK);
+            const char *a = k == 0 ? "bert.embeddings.word_embeddings.weight" : "emb.weight";
+            const char *b = k == 0 ? "cls.predictions.decoder.weight" : "tied.weight";
+            assert_true(weights_same_source(w, weights_find(w, a), weights_find(w, b)));
+            if (k == 0) /* one storage, different offsets: not the same tensor */
+                assert_false(weights_same_source(w, weights_find(w, "bert.embeddings.position_embeddings.weight"),
+                                                 weights_find(w, "bert.embeddings.token_type_embeddings.weight")));
+            else
+                assert_false(weights_same_source(w, weights_find(w, "a.weight"), weights_find(w, "emb.weight")));
+            weights_free(w);
+        }
+    }
+}
+
 static void legacy_gamma_beta_names_are_found_by_lookup(void **state)
 {
     (void)state;
@@ -688,6 +741,8 @@ int main(void)
         cmocka_unit_test(sharded_pytorch_index_loads),
         cmocka_unit_test(other_torch_save_variants_match_torch_checksums),
         cmocka_unit_test(shared_storage_and_views_are_resolved),
+        cmocka_unit_test(meta_open_converts_nothing_and_reports_the_same),
+        cmocka_unit_test(tied_tensors_are_recognised_as_one_source),
         cmocka_unit_test(legacy_gamma_beta_names_are_found_by_lookup),
         cmocka_unit_test(hostile_checkpoints_are_clear_errors),
         cmocka_unit_test(handmade_state_dict_gives_shapes_strides_and_storages),
