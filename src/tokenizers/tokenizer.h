@@ -12,7 +12,8 @@
  * - Added / special tokens ([CLS], [MASK], <|endoftext|>, added_tokens) are recognised inside
  *   the text, case-sensitively, as single tokens, before the model sees the rest.
  * - Offsets are code point offsets into the text (or into the pair text for type id 1 tokens);
- *   BERT pieces span the original characters that produced them (stripped accents included),
+ *   BERT pieces span the original characters that produced them (a stripped combining mark
+ *   belongs to none: HF's Rust tokenizers do the same, see tests/fixtures/tokenizers),
  *   GPT-2 tokens span the characters holding their first to last byte (so "Ġworld" includes
  *   the space, and both tokens of a 4-byte emoji split in two span that emoji).
  * - Decode follows Python's decode: WordPiece joins "##" pieces and, unless

@@ -192,12 +192,8 @@ static bool decompose_into(const cpbuf *in, size_t from, size_t to, cpbuf *out, 
     if (strip) {
         size_t w = start;
         for (size_t r = start; r < out->n; r++) {
-            if (uni_is_mn(out->cp[r])) {
-                /* a dropped mark still belongs to the character before it: keep it in the span */
-                if (w > start && out->oe[r] > out->oe[w - 1])
-                    out->oe[w - 1] = out->oe[r];
-                continue;
-            }
+            if (uni_is_mn(out->cp[r]))
+                continue; /* a dropped mark leaves the spans (as HF's fast tokenizers do) */
             out->cp[w] = out->cp[r];
             out->os[w] = out->os[r];
             out->oe[w] = out->oe[r];

@@ -12,7 +12,8 @@
  *      max_input_chars (100) code points, or one that cannot be covered, is one [UNK].
  * Offsets are code point offsets into the original input: a piece spans from the first to the
  * last original code point that produced it (a composed NFC character spans its whole
- * base+marks sequence).
+ * base+marks sequence; a mark removed by accent stripping belongs to no piece, as in HF's
+ * fast tokenizers).
  *
  * Ownership: wordpiece_new borrows the vocab (it must outlive the wordpiece) and copies
  * never_split. Thread-safety: read-only after creation; encode allocates its own scratch.

@@ -5,7 +5,8 @@
  * tests/fixtures/tokenizers/{bert,gpt2}_expect.json (transformers.js, or Python behaviour
  * hand-checked where JS differs). Also: BERT decode equals the reference decode, and every
  * GPT-2 string round-trips through encode/decode byte for byte; and 400 seeded random strings
- * over many Unicode blocks agree with a Python transcription of the transformers algorithm. */
+ * over many Unicode blocks agree with a Python transcription of the transformers algorithm;
+ * offsets equal those of HF's Rust tokenizers (tests/fixtures/tokenizers/{bert,gpt2}_offsets.json). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,6 +113,58 @@ static void gpt2_vocab_json_matches_reference_and_round_trips(void **state)
     tt_rmdir(dir);
 }
 
+/* Offsets against Hugging Face's Rust tokenizers (the source of transformers'
+ * return_offsets_mapping), on every corpus case where the Rust ids equal the Python ones. */
+static int check_offsets(const mcli_tokenizer *t, const char *fixture, bool specials)
+{
+    json_t *fx = load_fixture(fixture);
+    int bad = 0, compared = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(fx, "cases"), i, c) {
+        if (!json_is_true(json_object_get(c, "ids_match_python")))
+            continue;
+        const json_t *jt = json_object_get(c, "text");
+        mcli_encoding e;
+        mcli_err err;
+        mcli_tok_opts o = {.add_special_tokens = specials};
+        assert_int_equal(tokenizer_encode(t, json_string_value(jt), json_string_length(jt), NULL, 0, &o, &e, &err),
+                         MCLI_OK);
+        const json_t *offs = json_object_get(c, "offsets");
+        bool same = json_array_size(offs) == e.n;
+        for (size_t k = 0; same && k < e.n; k++) {
+            const json_t *pair = json_array_get(offs, k);
+            same = json_integer_value(json_array_get(pair, 0)) == e.offsets[2 * k] &&
+                   json_integer_value(json_array_get(pair, 1)) == e.offsets[2 * k + 1];
+        }
+        if (!same) {
+            char *want = json_dumps(offs, JSON_COMPACT);
+            print_error("%s case %zu \"%s\": offsets %s, Rust %s\n", fixture, i, json_string_value(jt), tt_offsets(&e),
+                        want);
+            free(want);
+            bad++;
+        }
+        compared++;
+        encoding_free(&e);
+    }
+    assert_true(compared >= 100);
+    json_decref(fx);
+    return bad;
+}
+
+static void offsets_match_hf_rust_tokenizers(void **state)
+{
+    (void)state;
+    char *bdir = tt_bert_dir(NULL), *gdir = tt_gpt2_dir();
+    mcli_tokenizer *bert = tt_load(bdir), *gpt = tt_load(gdir);
+    int bad = check_offsets(bert, "bert_offsets.json", true) + check_offsets(gpt, "gpt2_offsets.json", false);
+    assert_int_equal(bad, 0);
+    tokenizer_free(bert);
+    tokenizer_free(gpt);
+    tt_rmdir(bdir);
+    tt_rmdir(gdir);
+}
+
 /* 400 seeded random strings over many Unicode blocks, with ids from the Python-rules reference
  * (tests/fixtures/gen/check_tokenizer_pyref.py): BERT and GPT-2 must both agree on every one. */
 static void random_unicode_strings_match_python_rules(void **state)
@@ -165,6 +218,7 @@ int main(void)
         cmocka_unit_test(bert_vocab_txt_matches_reference_on_corpus),
         cmocka_unit_test(gpt2_vocab_json_matches_reference_and_round_trips),
         cmocka_unit_test(random_unicode_strings_match_python_rules),
+        cmocka_unit_test(offsets_match_hf_rust_tokenizers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
