@@ -357,6 +357,20 @@ static void bad_merges_and_vocab_files_are_clear_errors(void **state)
     tt_rmdir(dir);
 }
 
+static void add_prefix_space_config_prepends_a_space(void **state)
+{
+    (void)state;
+    char *dir = tt_gpt2_dir();
+    tt_write_str(dir, "tokenizer_config.json", "{\"add_prefix_space\": true}");
+    mcli_tokenizer *t = tt_load(dir);
+    mcli_encoding e = tt_encode(t, "Hello world", false);
+    assert_string_equal(tt_tokens(t, &e), "ĠHello|Ġworld");
+    assert_string_equal(tt_offsets(&e), "0-5 5-11"); /* offsets still index the caller's text */
+    encoding_free(&e);
+    tokenizer_free(t);
+    tt_rmdir(dir);
+}
+
 typedef struct {
     const char *const *texts;
     size_t n;
@@ -426,6 +440,7 @@ int main(void)
         cmocka_unit_test(decode_replaces_invalid_bytes_like_python),
         cmocka_unit_test(hostile_long_word_is_encoded_quickly),
         cmocka_unit_test(bad_merges_and_vocab_files_are_clear_errors),
+        cmocka_unit_test(add_prefix_space_config_prepends_a_space),
         cmocka_unit_test(concurrent_encodes_agree_with_serial),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
