@@ -53,9 +53,9 @@ def to_ms(v, unit):
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def wrk(url, conns, duration, script=None, env=None, threads=2):
+def wrk(url, conns, duration, script=None, env=None, threads=2, timeout=10):
     threads = min(threads, conns)
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", url]
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", f"{timeout}s", "--latency", url]
     if script:
         cmd[1:1] = ["-s", script]
     full_env = dict(os.environ, **(env or {}))
@@ -66,8 +66,9 @@ def wrk(url, conns, duration, script=None, env=None, threads=2):
         m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\b", out)
         lat[pct] = to_ms(m.group(1), m.group(2)) if m else float("nan")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    timeouts = re.search(r"timeout (\d+)", out)
     return {"cmd": " ".join(cmd), "rps": rps, "p50": lat["50"], "p99": lat["99"],
-            "non2xx": int(errors.group(1)) if errors else 0}
+            "non2xx": int(errors.group(1)) if errors else 0, "timeouts": int(timeouts.group(1)) if timeouts else 0}
 
 
 class Server:
@@ -125,8 +126,9 @@ def main():
                                                                             {"MODEL": "bert-tiny"})))
         gen = os.path.join(HERE, "http", "generate.lua")
         for c in (1, 4):
-            rows.append(("POST /api/generate 16 tok gpt2-small", c, "", wrk(srv.base + "/api/generate", c, d, gen,
-                                                                            {"MODEL": "gpt2"}, threads=1)))
+            rows.append(("POST /api/generate 16 tok gpt2-small", c, "", wrk(srv.base + "/api/generate", c, 3 * d, gen,
+                                                                            {"MODEL": "gpt2"}, threads=1,
+                                                                            timeout=60)))
         stop = threading.Event()
         t = threading.Thread(target=long_generation, args=(srv.base, "gpt2", stop), daemon=True)
         t.start()
@@ -144,10 +146,11 @@ def main():
     finally:
         srv.stop()
 
-    print("| test | connections | variant | requests/s | p50 ms | p99 ms | non-2xx |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print("| test | connections | variant | requests/s | p50 ms | p99 ms | non-2xx | timeouts |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name, c, var, r in rows:
-        print(f"| {name} | {c} | {var} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} |")
+        print(f"| {name} | {c} | {var} | {r['rps']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} "
+              f"| {r['timeouts']} |")
     print()
     for name, c, var, r in rows:
         print(f"- `{r['cmd']}`" + (f" ({var})" if var else ""))

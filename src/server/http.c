@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "hub/manifest.h"
@@ -242,6 +244,46 @@ static char *derive_name(const server *s, const char *dir)
     return strndup(dir + start, len - start);
 }
 
+/* Compute threads run at this nice value so that the HTTP threads (nice 0) are scheduled first
+ * when they wake: /health stays fast while a generation keeps the cores busy. */
+#define SERVER_COMPUTE_NICE 5
+
+typedef struct {
+    server *s;
+    srv_model *m;
+    const char *dir;
+    const mcli_engine_opts *eo;
+    mcli_err *err;
+    mcli_status st;
+} load_arg;
+
+static void *load_main(void *p)
+{
+    load_arg *a = p;
+    /* Per-thread on Linux; threads created from here (the engine's pool, the scheduler's
+     * workers) inherit it. Failure only costs latency. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SERVER_COMPUTE_NICE) != 0)
+        LOG_DEBUG("setpriority: %s (compute threads keep nice 0)", strerror(errno));
+    a->st = engine_load(a->dir, a->eo, &a->m->model, a->err);
+    if (a->st != MCLI_OK) {
+        mcli_err_prefix(a->err, "loading %s", a->dir);
+        return NULL;
+    }
+    a->st = sched_new(a->m->model, a->m->name, &a->s->opts.sched, &a->m->sched, a->err);
+    return NULL;
+}
+
+/* engine_load + sched_new on a helper thread at SERVER_COMPUTE_NICE. */
+static mcli_status load_niced(server *s, srv_model *m, const char *dir, const mcli_engine_opts *eo, mcli_err *err)
+{
+    load_arg a = {.s = s, .m = m, .dir = dir, .eo = eo, .err = err, .st = MCLI_OK};
+    pthread_t t;
+    if (pthread_create(&t, NULL, load_main, &a) != 0)
+        return mcli_fail(err, MCLI_ERR_INTERNAL, "cannot start a thread to load %s", dir);
+    pthread_join(t, NULL);
+    return a.st;
+}
+
 mcli_status server_add_model(server *s, const char *name, const char *dir, mcli_err *err)
 {
     srv_model *grown = realloc(s->models, (s->n_models + 1) * sizeof *grown);
@@ -261,20 +303,27 @@ mcli_status server_add_model(server *s, const char *name, const char *dir, mcli_
         st = mcli_fail(err, MCLI_ERR_INVALID_ARG, "two models named %s; name one with --model NAME=DIR", m->name);
         goto fail;
     }
-    double t0 = now_sec();
-    st = engine_load(dir, &s->opts.engine, &m->model, err);
-    if (st != MCLI_OK) {
-        mcli_err_prefix(err, "loading %s", dir);
-        goto fail;
+    /* Engine threads when not set: encoders get one (dynamic batching supplies the parallel work
+     * and the HTTP threads keep the other core), decoders every core (one stream's tokens/s). */
+    mcli_engine_opts eo = s->opts.engine;
+    if (eo.n_threads == 0) {
+        mcli_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        mcli_err cerr;
+        if (config_load(dir, &cfg, &cerr) == MCLI_OK) {
+            eo.n_threads = cfg.arch == MCLI_ARCH_GPT2 ? 0 : 1;
+            config_free(&cfg);
+        }
     }
+    double t0 = now_sec();
+    st = load_niced(s, m, dir, &eo, err);
+    if (st != MCLI_OK)
+        goto fail;
     m->load_ms = (now_sec() - t0) * 1e3;
     m->loaded_at = time(NULL);
     m->info = engine_info(m->model);
     m->decoder = (m->info->tasks & MCLI_TASK_GENERATE) != 0;
     st = model_hash_files(m, err);
-    if (st != MCLI_OK)
-        goto fail;
-    st = sched_new(m->model, m->name, &s->opts.sched, &m->sched, err);
     if (st != MCLI_OK)
         goto fail;
     LOG_INFO("loaded %s from %s (%s, %lld parameters, %.0f ms)", m->name, dir, model_kind_name(m),
@@ -285,6 +334,7 @@ fail:
     for (size_t i = 0; i < m->n_files; i++)
         free(m->files[i].path);
     free(m->files);
+    sched_free(m->sched);
     engine_free(m->model);
     free(m->dir);
     free(m->name);
@@ -1047,6 +1097,9 @@ mcli_status server_start(server *s, mcli_err *err)
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->opts.threads,
                                  MHD_OPTION_CONNECTION_TIMEOUT, s->opts.conn_timeout_s,
                                  MHD_OPTION_CONNECTION_LIMIT, 4096u,
+                                 /* per-connection pool (request line + headers + upload buffer); MHD
+                                  * clears it for every request, so smaller is faster: 16 KiB */
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
                                  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                  MHD_OPTION_END);
