@@ -1,5 +1,6 @@
 /* libFuzzer target: whole checkpoint files through weights_open_file(), i.e. the container
- * readers (minizip for torch zip, the legacy layout, safetensors) on fuzzed bytes. The input is
+ * readers (minizip for torch zip, the legacy layout, safetensors) on fuzzed bytes, converting
+ * and metadata-only. The input is
  * written to an in-memory file (memfd) so minizip and mmap see a real path. Build and run with
  * tests/fuzz/run.sh. */
 #include <stddef.h>
@@ -38,6 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)sink;
         weights_free(w);
     }
+    if (off == size && weights_open_meta(path, &w, &err) == MCLI_OK)
+        weights_free(w);
     close(fd);
     return 0;
 }
