@@ -74,7 +74,7 @@ void service_handle(service *s, const char *method, const char *path, bool query
 
 /* Starts listening (service_http.c); the port actually bound is service_port(). */
 mcli_status service_listen(service *s, mcli_err *err) MCLI_MUST_USE;
-int service_port(const service *s);
+int service_port(service *s);
 
 /* Splits a model URL for a download: "https://host[:port]/org/name[/tree/REV]" (endpoint becomes
  * "https://host[:port]"), "hf://org/name[@REV]" or "org/name[@REV]" (endpoint ""). */

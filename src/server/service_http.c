@@ -193,6 +193,7 @@ mcli_status service_listen(service *s, mcli_err *err)
     if (rc != 0 || !ai)
         return mcli_fail(err, MCLI_ERR_INVALID_ARG, "service: cannot resolve host '%s': %s", s->host,
                          gai_strerror(rc));
+    atomic_store(&s->bound_port, s->port); /* known before the first request unless the port is 0 */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -207,13 +208,13 @@ mcli_status service_listen(service *s, mcli_err *err)
                          "service: cannot listen on %s:%d (is the port in use? pick another with --port)", s->host,
                          s->port);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->bound_port = info ? (int)info->port : s->port;
-    LOG_INFO("service: listening on http://%s:%d (registry %s, models %s)", s->host, s->bound_port, s->db_path,
-             s->models_dir);
+    atomic_store(&s->bound_port, info ? (int)info->port : s->port);
+    LOG_INFO("service: listening on http://%s:%d (registry %s, models %s)", s->host, atomic_load(&s->bound_port),
+             s->db_path, s->models_dir);
     return MCLI_OK;
 }
 
-int service_port(const service *s) { return s->bound_port; }
+int service_port(service *s) { return atomic_load(&s->bound_port); }
 
 void service_free(service *s)
 {

@@ -16,6 +16,7 @@
 
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -73,7 +74,7 @@ struct service {
     pthread_mutex_t lw_lock;  /* serialises /lightweight/start (held while models load) */
 
     struct MHD_Daemon *daemon;
-    int bound_port;
+    atomic_int bound_port;    /* set once listening; read by request threads */
 };
 
 #endif

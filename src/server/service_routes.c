@@ -1012,7 +1012,8 @@ static void handle_lw_start(service *s, const char *body, size_t len, svc_reply 
 {
     mcli_err err = {0};
     json_t *j = parse_body(body, len, false, &err);
-    long long port = s->lightweight_port ? s->lightweight_port : (s->bound_port ? s->bound_port + 1 : 0);
+    int bound = atomic_load(&s->bound_port);
+    long long port = s->lightweight_port ? s->lightweight_port : (bound ? bound + 1 : 0);
     if (!j || field_int(j, "port", 0, 65535, NULL, &port, &err) != MCLI_OK) {
         json_decref(j);
         reply_err(out, &err);
