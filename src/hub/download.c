@@ -450,11 +450,15 @@ static CURLcode perform(const hop_req *req, xfer *x, char *final_url, size_t fin
     return rc;
 }
 
-static bool curl_transient(CURLcode rc)
+/* True if a transfer error is worth another attempt. A host that cannot be resolved or connected to
+ * gets one quick second try only: an unreachable hub (air-gapped machine) must fail in about a
+ * second, not after the whole backoff ladder (callers then fall back to what is on disk). */
+static bool curl_transient(CURLcode rc, int attempt)
 {
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
+        return attempt < 2;
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
@@ -467,6 +471,15 @@ static bool curl_transient(CURLcode rc)
     default:
         return false;
     }
+}
+
+/* A hint appended to network failures that mean "the hub is not reachable". */
+static const char *net_hint(CURLcode rc)
+{
+    if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT)
+        return " - the hub cannot be reached: check the network, a proxy (https_proxy) or HF_ENDPOINT; "
+               "HF_HUB_OFFLINE=1 uses what is on disk";
+    return "";
 }
 
 static bool http_transient(long s)
@@ -620,11 +633,11 @@ mcli_status dl_head(const char *url, const char *token, const dl_policy *policy,
                 return mcli_fail(err, MCLI_ERR_FORMAT, "%s: redirected to another host without X-Linked-Etag", url);
             return MCLI_OK;
         }
-        bool retry = rc != CURLE_OK ? curl_transient(rc) : http_transient(s);
+        bool retry = rc != CURLE_OK ? curl_transient(rc, attempt) : http_transient(s);
         if (!retry || attempt >= policy->max_attempts) {
             if (rc != CURLE_OK)
-                return mcli_fail(err, MCLI_ERR_NETWORK, "%s: %s (after %d attempt%s)", url, curl_easy_strerror(rc),
-                                 attempt, attempt > 1 ? "s" : "");
+                return mcli_fail(err, MCLI_ERR_NETWORK, "%s: %s (after %d attempt%s)%s", url, curl_easy_strerror(rc),
+                                 attempt, attempt > 1 ? "s" : "", net_hint(rc));
             mcli_status st = status_error(s, &x, url, err);
             if (st == MCLI_ERR_NETWORK && attempt > 1)
                 mcli_err_prefix(err, "after %d attempts", attempt);
@@ -677,10 +690,10 @@ mcli_status dl_get_small(const char *url, const char *token, const dl_policy *po
             return MCLI_OK;
         }
         free(x.mem);
-        bool retry = rc != CURLE_OK ? curl_transient(rc) : http_transient(s);
+        bool retry = rc != CURLE_OK ? curl_transient(rc, attempt) : http_transient(s);
         if (!retry || attempt >= policy->max_attempts) {
             if (rc != CURLE_OK)
-                return mcli_fail(err, MCLI_ERR_NETWORK, "%s: %s", url, curl_easy_strerror(rc));
+                return mcli_fail(err, MCLI_ERR_NETWORK, "%s: %s%s", url, curl_easy_strerror(rc), net_hint(rc));
             return status_error(s, &x, url, err);
         }
         long d = backoff_ms(policy, attempt, x.retry_after);
@@ -930,14 +943,15 @@ mcli_status dl_fetch(const dl_request *r, dl_result *out, mcli_err *err)
         } else if (rc == CURLE_OK && !http_transient(s)) {
             status = status_error(s, &x, r->url, err);
             goto fail; /* 401/403/404/other 4xx: no retry; keep the part (it may be valid later) */
-        } else if (rc != CURLE_OK && !curl_transient(rc)) {
-            status = mcli_fail(err, MCLI_ERR_NETWORK, "%s: %s", r->url, curl_easy_strerror(rc));
+        } else if (rc != CURLE_OK && !curl_transient(rc, attempt)) {
+            status = mcli_fail(err, MCLI_ERR_NETWORK, "%s: %s%s", r->url, curl_easy_strerror(rc), net_hint(rc));
             goto fail;
         }
         if (attempt >= policy->max_attempts) {
             if (rc != CURLE_OK)
-                status = mcli_fail(err, MCLI_ERR_NETWORK, "%s: %s after %d attempts (partial file kept; run again to resume)",
-                                   r->url, curl_easy_strerror(rc), attempt);
+                status = mcli_fail(err, MCLI_ERR_NETWORK,
+                                   "%s: %s after %d attempts (partial file kept; run again to resume)%s", r->url,
+                                   curl_easy_strerror(rc), attempt, net_hint(rc));
             else
                 status = mcli_fail(err, MCLI_ERR_NETWORK, "%s: HTTP %ld after %d attempts (partial file kept; run again to resume)",
                                    r->url, s, attempt);

@@ -610,8 +610,8 @@ mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err
 
     emit_msg(&c, "resolving files");
     st = plan_from_api(&c, err);
-    if (st == MCLI_ERR_AUTH || st == MCLI_ERR_UNSUPPORTED || st == MCLI_ERR_CANCELLED)
-        goto done;
+    if (st == MCLI_ERR_AUTH || st == MCLI_ERR_UNSUPPORTED || st == MCLI_ERR_CANCELLED || st == MCLI_ERR_NETWORK)
+        goto done; /* probing the same unreachable or failing host would only repeat the wait */
     if (st == MCLI_ERR_NOT_FOUND && (strstr(err->msg, "repository not found") || strstr(err->msg, "revision not found")))
         goto done;
     if (st != MCLI_OK) {

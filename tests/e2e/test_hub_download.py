@@ -169,6 +169,18 @@ def test_429_retry_after_is_honoured(hub, env):
     assert gets[1]["time"] - gets[0]["time"] >= 0.95  # Retry-After: 1, not the 20 ms backoff
 
 
+def test_an_unreachable_hub_fails_fast_with_a_hint(env):
+    from conftest import free_port
+    e = dict(env)
+    e["HF_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    e["MCLI_RETRY_BASE_MS"] = "1000"
+    t0 = time.time()
+    r = pull(e, GPT2)
+    assert r.returncode == 1
+    assert time.time() - t0 < 5  # one quick second try, not the whole backoff ladder
+    assert "cannot be reached" in r.stderr and "HF_ENDPOINT" in r.stderr
+
+
 def test_persistent_503_gives_up_after_max_attempts(hub, env):
     hub.add_fault("status", match="/config.json", server="hub", times=-1, status=503)
     r = pull(env, GPT2, extra={"MCLI_RETRY_MAX": "3"})
