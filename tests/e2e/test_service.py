@@ -370,3 +370,21 @@ def test_config_file_then_environment_then_flags(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
+
+
+def test_memory_budget_evicts_the_least_recently_used_model(tmp_path):
+    # weights: gpt 0.62 MB, each small BERT 0.085 MB, the DistilBERT 0.175 MB; budget 1 MB, 10 models
+    s = Service(tmp_path, extra=["--max-models", "10", "--max-memory-mb", "1"]).start()
+    try:
+        enc = os.path.join(FIXTURES, "encoders")
+        s.add("gpt", GPT2_DIR)
+        for name in ("bert_cls", "bert_base", "bert_mlm", "bert_multilabel"):
+            s.add(name, os.path.join(enc, name))
+        assert s.get("/health")[1]["models_loaded"] == 5  # 0.96 MB: everything fits
+        s.add("distil", os.path.join(enc, "distilbert_cls"))  # 1.14 MB: the oldest (gpt) goes
+        loaded = {m["name"]: m["is_loaded"] for m in s.get("/models")[1]}
+        assert loaded == {"gpt": False, "bert_cls": True, "bert_base": True, "bert_mlm": True,
+                          "bert_multilabel": True, "distil": True}
+        assert s.get("/models/summary")[1]["memory_usage_mb"] <= 1.0
+    finally:
+        s.stop()
