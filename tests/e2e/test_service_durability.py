@@ -54,7 +54,10 @@ def test_sigkill_during_writes_leaves_a_consistent_database(tmp_path):
     threads = [threading.Thread(target=churn, args=(t,)) for t in ("a", "b")] + [threading.Thread(target=infer)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    deadline = time.time() + 30
+    while (counts["add"] < 6 or counts["infer"] < 6) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
     s.kill()  # SIGKILL while the writers are busy
     stop.set()
     for t in threads:
