@@ -50,20 +50,24 @@ typedef struct {
 } file_entry;
 
 typedef struct {
-    bool cls;                       /* classification head present */
+    bool cls; /* classification head present */
     int cls_outputs;
-    bool mlm, mlm_decoder_tied;     /* masked-LM head present; decoder weight absent (tied) */
-    bool lm, lm_tied;               /* causal LM head; lm_head absent (tied to wte) */
+    bool mlm, mlm_decoder_tied; /* masked-LM head present; decoder weight absent (tied) */
+    bool lm, lm_tied;           /* causal LM head; lm_head absent (tied to wte) */
     bool pooler;
 } heads_found;
 
 static const char *head_name(mcli_head_kind h)
 {
     switch (h) {
-    case MCLI_HEAD_BASE: return "base";
-    case MCLI_HEAD_SEQ_CLS: return "sequence_classification";
-    case MCLI_HEAD_MASKED_LM: return "masked_lm";
-    case MCLI_HEAD_CAUSAL_LM: return "causal_lm";
+    case MCLI_HEAD_BASE:
+        return "base";
+    case MCLI_HEAD_SEQ_CLS:
+        return "sequence_classification";
+    case MCLI_HEAD_MASKED_LM:
+        return "masked_lm";
+    case MCLI_HEAD_CAUSAL_LM:
+        return "causal_lm";
     }
     return "?";
 }
@@ -71,9 +75,12 @@ static const char *head_name(mcli_head_kind h)
 static const char *act_name(mcli_activation a)
 {
     switch (a) {
-    case MCLI_ACT_GELU: return "gelu";
-    case MCLI_ACT_GELU_NEW: return "gelu_new";
-    case MCLI_ACT_RELU: return "relu";
+    case MCLI_ACT_GELU:
+        return "gelu";
+    case MCLI_ACT_GELU_NEW:
+        return "gelu_new";
+    case MCLI_ACT_RELU:
+        return "relu";
     }
     return "?";
 }
@@ -92,8 +99,8 @@ static bool has_suffix(const char *s, const char *suf)
 /* Buffers saved with the weights that are not parameters. */
 static bool is_buffer(const char *name)
 {
-    return has_suffix(name, ".attn.bias") || has_suffix(name, ".attn.masked_bias") || strcmp(name, "attn.bias") == 0 ||
-           has_suffix(name, "position_ids");
+    return has_suffix(name, ".attn.bias") || has_suffix(name, ".attn.masked_bias") ||
+           strcmp(name, "attn.bias") == 0 || has_suffix(name, "position_ids");
 }
 
 static bool is_float(mcli_dtype dt)
@@ -112,13 +119,14 @@ static bool same_values(const mcli_tensor *a, const mcli_tensor *b)
 static const mcli_tensor *tied_duplicate(const mcli_weights *w, const mcli_config *c)
 {
     const char *p = arch_prefix(c->arch);
-    const mcli_tensor *emb = weights_lookup(w, p, c->arch == MCLI_ARCH_GPT2 ? "wte.weight"
-                                                                            : "embeddings.word_embeddings.weight");
+    const mcli_tensor *emb =
+        weights_lookup(w, p, c->arch == MCLI_ARCH_GPT2 ? "wte.weight" : "embeddings.word_embeddings.weight");
     const char *dec_name = c->arch == MCLI_ARCH_BERT         ? "cls.predictions.decoder.weight"
                            : c->arch == MCLI_ARCH_DISTILBERT ? "vocab_projector.weight"
                                                              : "lm_head.weight";
     const mcli_tensor *dec = weights_lookup(w, p, dec_name);
-    return (emb && dec && dec != emb && (weights_same_source(w, emb, dec) || same_values(emb, dec))) ? dec : NULL;
+    return (emb && dec && dec != emb && (weights_same_source(w, emb, dec) || same_values(emb, dec))) ? dec
+                                                                                                     : NULL;
 }
 
 static void find_heads(const mcli_weights *w, const mcli_config *c, heads_found *h)
@@ -140,7 +148,8 @@ static void find_heads(const mcli_weights *w, const mcli_config *c, heads_found 
         t = weights_lookup(w, p, "classifier.weight");
         h->cls = t && weights_lookup(w, p, "pre_classifier.weight");
         h->cls_outputs = t && t->ndim == 2 ? (int)t->shape[0] : 0;
-        h->mlm = weights_lookup(w, p, "vocab_transform.weight") && weights_lookup(w, p, "vocab_projector.bias");
+        h->mlm =
+            weights_lookup(w, p, "vocab_transform.weight") && weights_lookup(w, p, "vocab_projector.bias");
         h->mlm_decoder_tied = h->mlm && !weights_lookup(w, p, "vocab_projector.weight");
         break;
     case MCLI_ARCH_GPT2:
@@ -178,8 +187,8 @@ static int list_files(const char *dir, file_entry **out, size_t *n)
             continue;
         char path[4096];
         struct stat st;
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path || stat(path, &st) != 0 ||
-            !S_ISREG(st.st_mode))
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path ||
+            stat(path, &st) != 0 || !S_ISREG(st.st_mode))
             continue;
         files[count].name = strdup(e->d_name);
         if (!files[count].name)
@@ -289,11 +298,13 @@ int cmd_inspect(int argc, char **argv)
                  "config.json names %s but the weights have no masked-LM head", cfg.architecture);
     if (h.cls && cfg.n_labels > 0 && h.cls_outputs != cfg.n_labels && n_warn < 4)
         snprintf(warnings[n_warn++], sizeof warnings[0],
-                 "the classifier has %d outputs but config.json names %d labels", h.cls_outputs, cfg.n_labels);
+                 "the classifier has %d outputs but config.json names %d labels", h.cls_outputs,
+                 cfg.n_labels);
     bool can_embed = cfg.arch != MCLI_ARCH_GPT2;
     /* As the engine runs them: BERT classifies from the pooler, DistilBERT through
      * pre_classifier (required in h.cls); GPT-2 sequence classification is not run. */
-    bool can_classify = h.cls && (cfg.arch == MCLI_ARCH_DISTILBERT || (cfg.arch == MCLI_ARCH_BERT && h.pooler));
+    bool can_classify =
+        h.cls && (cfg.arch == MCLI_ARCH_DISTILBERT || (cfg.arch == MCLI_ARCH_BERT && h.pooler));
     bool can_fill = h.mlm;
     bool can_generate = cfg.arch == MCLI_ARCH_GPT2 && h.lm;
 
@@ -401,8 +412,8 @@ int cmd_inspect(int argc, char **argv)
                cfg.max_positions);
         if (cfg.type_vocab_size)
             printf(", token types %d", cfg.type_vocab_size);
-        printf("\nactivation   %s, layer-norm eps %g%s\n", act_name(cfg.activation), (double)cfg.layer_norm_eps,
-               cfg.sinusoidal_pos_embds ? ", sinusoidal positions" : "");
+        printf("\nactivation   %s, layer-norm eps %g%s\n", act_name(cfg.activation),
+               (double)cfg.layer_norm_eps, cfg.sinusoidal_pos_embds ? ", sinusoidal positions" : "");
         human_bytes((long long)weights_bytes(w), hb, sizeof hb);
         printf("parameters   %lld\n", params);
         printf("weights      %s, %zu tensors, %s as float32\n", weights_format(w), weights_count(w), hb);
@@ -420,7 +431,8 @@ int cmd_inspect(int argc, char **argv)
             any = true;
         }
         if (h.mlm) {
-            printf("%smasked LM%s", any ? "; " : "", h.mlm_decoder_tied ? " (decoder tied to word embeddings)" : "");
+            printf("%smasked LM%s", any ? "; " : "",
+                   h.mlm_decoder_tied ? " (decoder tied to word embeddings)" : "");
             any = true;
         }
         if (h.lm) {

@@ -27,9 +27,12 @@ static const char supported_types[] = "bert, distilbert, gpt2";
 const char *mcli_arch_name(mcli_arch a)
 {
     switch (a) {
-    case MCLI_ARCH_BERT: return "bert";
-    case MCLI_ARCH_DISTILBERT: return "distilbert";
-    case MCLI_ARCH_GPT2: return "gpt2";
+    case MCLI_ARCH_BERT:
+        return "bert";
+    case MCLI_ARCH_DISTILBERT:
+        return "distilbert";
+    case MCLI_ARCH_GPT2:
+        return "gpt2";
     }
     return "?";
 }
@@ -49,8 +52,8 @@ void config_free(mcli_config *c)
 
 /* Reads an integer field under any of its spellings (NULL-terminated list). Absent or null ->
  * *out = def (or an error if def_ok is false). Two spellings with different values -> error. */
-static mcli_status get_int(json_t *root, const char *path, const char *const *names, long long def, bool def_ok,
-                           long long lo, long long hi, int *out, mcli_err *err)
+static mcli_status get_int(json_t *root, const char *path, const char *const *names, long long def,
+                           bool def_ok, long long lo, long long hi, int *out, mcli_err *err)
 {
     const char *found = NULL;
     long long val = def;
@@ -68,8 +71,8 @@ static mcli_status get_int(json_t *root, const char *path, const char *const *na
             return mcli_fail(err, MCLI_ERR_FORMAT, "%s: \"%s\" must be an integer", path, names[i]);
         }
         if (found && x != val)
-            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: \"%s\" (%lld) and \"%s\" (%lld) disagree", path, found, val,
-                             names[i], x);
+            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: \"%s\" (%lld) and \"%s\" (%lld) disagree", path,
+                             found, val, names[i], x);
         found = names[i];
         val = x;
     }
@@ -84,15 +87,16 @@ static mcli_status get_int(json_t *root, const char *path, const char *const *na
 
 /* Token ids: absent/null -> def; must lie in [0, vocab). A list (newer configs allow several
  * eos ids) gives its first entry. */
-static mcli_status get_token_id(json_t *root, const char *path, const char *name, int def, int vocab, int *out,
-                                mcli_err *err)
+static mcli_status get_token_id(json_t *root, const char *path, const char *name, int def, int vocab,
+                                int *out, mcli_err *err)
 {
     const char *names[] = {name, NULL};
     json_t *v = json_object_get(root, name);
     json_t *holder = NULL;
     if (json_is_array(v)) {
         holder = json_object();
-        if (!holder || json_object_set(holder, name, json_array_size(v) ? json_array_get(v, 0) : json_null())) {
+        if (!holder ||
+            json_object_set(holder, name, json_array_size(v) ? json_array_get(v, 0) : json_null())) {
             json_decref(holder);
             return mcli_fail(err, MCLI_ERR_NOMEM, "out of memory reading %s", name);
         }
@@ -106,7 +110,8 @@ static mcli_status get_token_id(json_t *root, const char *path, const char *name
     return MCLI_OK;
 }
 
-static mcli_status get_bool(json_t *root, const char *path, const char *name, bool def, bool *out, mcli_err *err)
+static mcli_status get_bool(json_t *root, const char *path, const char *name, bool def, bool *out,
+                            mcli_err *err)
 {
     json_t *v = json_object_get(root, name);
     if (!v || json_is_null(v)) {
@@ -148,7 +153,8 @@ static mcli_status parse_activation(const char *path, const char *field, json_t 
     return MCLI_OK;
 }
 
-static mcli_status get_eps(json_t *root, const char *path, const char *name, double def, float *out, mcli_err *err)
+static mcli_status get_eps(json_t *root, const char *path, const char *name, double def, float *out,
+                           mcli_err *err)
 {
     json_t *v = json_object_get(root, name);
     double x = def;
@@ -224,7 +230,7 @@ static mcli_status parse_labels(json_t *root, const char *path, mcli_config *c, 
     mcli_status s = MCLI_OK;
     const char *key;
     json_t *v;
-    size_t n_map = json_is_object(id2label) ? json_object_size(id2label)
+    size_t n_map = json_is_object(id2label)   ? json_object_size(id2label)
                    : json_is_object(label2id) ? json_object_size(label2id)
                                               : 0;
     if (n_map > CFG_MAX_LABELS)
@@ -234,19 +240,22 @@ static mcli_status parse_labels(json_t *root, const char *path, mcli_config *c, 
         if (s != MCLI_OK)
             return s;
         if (json_is_object(id2label) && json_object_size(id2label) > 0) {
-            json_object_foreach(id2label, key, v) {
+            json_object_foreach(id2label, key, v)
+            {
                 long id;
                 if (!parse_label_id(key, &id))
-                    return mcli_fail(err, MCLI_ERR_FORMAT, "%s: id2label key \"%.32s\" is not a label id", path,
-                                     key);
+                    return mcli_fail(err, MCLI_ERR_FORMAT, "%s: id2label key \"%.32s\" is not a label id",
+                                     path, key);
                 s = set_label(c, path, id, json_string_value(v), err);
                 if (s != MCLI_OK)
                     return s;
             }
         } else {
-            json_object_foreach(label2id, key, v) {
+            json_object_foreach(label2id, key, v)
+            {
                 if (!json_is_integer(v))
-                    return mcli_fail(err, MCLI_ERR_FORMAT, "%s: label2id[\"%.32s\"] must be an integer", path, key);
+                    return mcli_fail(err, MCLI_ERR_FORMAT, "%s: label2id[\"%.32s\"] must be an integer", path,
+                                     key);
                 json_int_t id = json_integer_value(v);
                 s = set_label(c, path, (id < 0 || id > CFG_MAX_LABELS) ? -1 : (long)id, key, err);
                 if (s != MCLI_OK)
@@ -257,9 +266,10 @@ static mcli_status parse_labels(json_t *root, const char *path, mcli_config *c, 
     }
     if (num_labels > 0) {
         if (n_map > 0)
-            LOG_WARN("%s: num_labels=%d disagrees with the %zu entries of id2label; using LABEL_0..LABEL_%d as "
-                     "transformers does",
-                     path, num_labels, n_map, num_labels - 1);
+            LOG_WARN(
+                "%s: num_labels=%d disagrees with the %zu entries of id2label; using LABEL_0..LABEL_%d as "
+                "transformers does",
+                path, num_labels, n_map, num_labels - 1);
         s = alloc_labels(c, num_labels, err);
         if (s != MCLI_OK)
             return s;
@@ -276,7 +286,10 @@ static mcli_status parse_labels(json_t *root, const char *path, mcli_config *c, 
 
 static mcli_head_kind head_from_architecture(const char *a, const char *path)
 {
-    static const struct { const char *suffix; mcli_head_kind head; } table[] = {
+    static const struct {
+        const char *suffix;
+        mcli_head_kind head;
+    } table[] = {
         {"ForSequenceClassification", MCLI_HEAD_SEQ_CLS},
         {"ForMaskedLM", MCLI_HEAD_MASKED_LM},
         {"ForPreTraining", MCLI_HEAD_MASKED_LM},
@@ -298,12 +311,11 @@ static mcli_head_kind head_from_architecture(const char *a, const char *path)
 
 static mcli_status load_bert(json_t *r, const char *p, mcli_config *c, mcli_err *err)
 {
-    static const char *const vocab[] = {"vocab_size", NULL}, *const hidden[] = {"hidden_size", NULL},
-                             *const layers[] = {"num_hidden_layers", NULL},
-                             *const heads[] = {"num_attention_heads", NULL},
-                             *const inter[] = {"intermediate_size", NULL},
-                             *const pos[] = {"max_position_embeddings", NULL},
-                             *const types[] = {"type_vocab_size", NULL};
+    static const char
+        *const vocab[] = {"vocab_size", NULL},
+               *const hidden[] = {"hidden_size", NULL}, *const layers[] = {"num_hidden_layers", NULL},
+               *const heads[] = {"num_attention_heads", NULL}, *const inter[] = {"intermediate_size", NULL},
+               *const pos[] = {"max_position_embeddings", NULL}, *const types[] = {"type_vocab_size", NULL};
     mcli_status s;
     if ((s = get_int(r, p, vocab, 30522, true, 1, 1 << 21, &c->vocab_size, err)) ||
         (s = get_int(r, p, hidden, 768, true, 1, 16384, &c->hidden_size, err)) ||
@@ -312,7 +324,8 @@ static mcli_status load_bert(json_t *r, const char *p, mcli_config *c, mcli_err 
         (s = get_int(r, p, inter, 3072, true, 1, 1 << 17, &c->intermediate_size, err)) ||
         (s = get_int(r, p, pos, 512, true, 1, 1 << 20, &c->max_positions, err)) ||
         (s = get_int(r, p, types, 2, true, 1, 1024, &c->type_vocab_size, err)) ||
-        (s = parse_activation(p, "hidden_act", json_object_get(r, "hidden_act"), "gelu", &c->activation, err)) ||
+        (s = parse_activation(p, "hidden_act", json_object_get(r, "hidden_act"), "gelu", &c->activation,
+                              err)) ||
         (s = get_eps(r, p, "layer_norm_eps", 1e-12, &c->layer_norm_eps, err)) ||
         (s = get_token_id(r, p, "pad_token_id", 0, c->vocab_size, &c->pad_token_id, err)) ||
         (s = get_token_id(r, p, "bos_token_id", -1, c->vocab_size, &c->bos_token_id, err)) ||
@@ -321,12 +334,14 @@ static mcli_status load_bert(json_t *r, const char *p, mcli_config *c, mcli_err 
     const char *pet = json_string_value(json_object_get(r, "position_embedding_type"));
     if (pet && strcmp(pet, "absolute") != 0)
         return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
-                         "%s: position_embedding_type \"%.32s\" is not supported (only \"absolute\")", p, pet);
+                         "%s: position_embedding_type \"%.32s\" is not supported (only \"absolute\")", p,
+                         pet);
     bool is_decoder = false;
     if ((s = get_bool(r, p, "is_decoder", false, &is_decoder, err)))
         return s;
     if (is_decoder)
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: BERT as a decoder (is_decoder: true) is not supported", p);
+        return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
+                         "%s: BERT as a decoder (is_decoder: true) is not supported", p);
     return MCLI_OK;
 }
 
@@ -344,7 +359,8 @@ static mcli_status load_distilbert(json_t *r, const char *p, mcli_config *c, mcl
         (s = get_int(r, p, heads, 12, true, 1, 256, &c->n_heads, err)) ||
         (s = get_int(r, p, inter, 4 * 768, true, 1, 1 << 17, &c->intermediate_size, err)) ||
         (s = get_int(r, p, pos, 512, true, 1, 1 << 20, &c->max_positions, err)) ||
-        (s = parse_activation(p, "activation", json_object_get(r, "activation"), "gelu", &c->activation, err)) ||
+        (s = parse_activation(p, "activation", json_object_get(r, "activation"), "gelu", &c->activation,
+                              err)) ||
         (s = get_bool(r, p, "sinusoidal_pos_embds", false, &c->sinusoidal_pos_embds, err)) ||
         (s = get_token_id(r, p, "pad_token_id", 0, c->vocab_size, &c->pad_token_id, err)) ||
         (s = get_token_id(r, p, "bos_token_id", -1, c->vocab_size, &c->bos_token_id, err)) ||
@@ -357,7 +373,8 @@ static mcli_status load_distilbert(json_t *r, const char *p, mcli_config *c, mcl
 
 static mcli_status load_gpt2(json_t *r, const char *p, mcli_config *c, mcli_err *err)
 {
-    static const char *const vocab[] = {"vocab_size", NULL}, *const hidden[] = {"n_embd", "hidden_size", NULL},
+    static const char *const vocab[] = {"vocab_size", NULL},
+                             *const hidden[] = {"n_embd", "hidden_size", NULL},
                              *const layers[] = {"n_layer", "num_hidden_layers", NULL},
                              *const heads[] = {"n_head", "num_attention_heads", NULL},
                              *const inter[] = {"n_inner", NULL},
@@ -384,10 +401,11 @@ static mcli_status load_gpt2(json_t *r, const char *p, mcli_config *c, mcli_err 
         (s = get_bool(r, p, "add_cross_attention", false, &cross, err)))
         return s;
     if (!scale || inv_idx || cross)
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
-                         "%s: GPT-2 variants with scale_attn_weights=false, scale_attn_by_inverse_layer_idx=true "
-                         "or add_cross_attention=true are not supported",
-                         p);
+        return mcli_fail(
+            err, MCLI_ERR_UNSUPPORTED,
+            "%s: GPT-2 variants with scale_attn_weights=false, scale_attn_by_inverse_layer_idx=true "
+            "or add_cross_attention=true are not supported",
+            p);
     c->type_vocab_size = 0;
     return MCLI_OK;
 }
@@ -434,7 +452,8 @@ mcli_status config_load(const char *path, mcli_config *out, mcli_err *err)
     json_t *archs = json_object_get(root, "architectures");
     const char *arch0 = NULL;
     if (archs && !json_is_null(archs)) {
-        if (!json_is_array(archs) || (json_array_size(archs) > 0 && !json_is_string(json_array_get(archs, 0)))) {
+        if (!json_is_array(archs) ||
+            (json_array_size(archs) > 0 && !json_is_string(json_array_get(archs, 0)))) {
             s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: \"architectures\" must be a list of class names", file);
             goto fail;
         }
@@ -462,8 +481,10 @@ mcli_status config_load(const char *path, mcli_config *out, mcli_err *err)
             type = "gpt2";
     }
     if (!type) {
-        s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: no \"model_type\" (and no recognisable architectures entry); "
-                                            "supported model types: %s", file, supported_types);
+        s = mcli_fail(err, MCLI_ERR_FORMAT,
+                      "%s: no \"model_type\" (and no recognisable architectures entry); "
+                      "supported model types: %s",
+                      file, supported_types);
         goto fail;
     }
     if (strcmp(type, "bert") == 0) {
@@ -476,15 +497,15 @@ mcli_status config_load(const char *path, mcli_config *out, mcli_err *err)
         out->arch = MCLI_ARCH_GPT2;
         s = load_gpt2(root, file, out, err);
     } else {
-        s = mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: model_type \"%.64s\" is not supported (supported: %s)", file,
-                      type, supported_types);
+        s = mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: model_type \"%.64s\" is not supported (supported: %s)",
+                      file, type, supported_types);
     }
     if (s != MCLI_OK)
         goto fail;
     snprintf(out->model_type, sizeof out->model_type, "%s", mcli_arch_name(out->arch));
     if (out->hidden_size % out->n_heads != 0) {
-        s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: hidden size %d is not a multiple of the %d attention heads", file,
-                      out->hidden_size, out->n_heads);
+        s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: hidden size %d is not a multiple of the %d attention heads",
+                      file, out->hidden_size, out->n_heads);
         goto fail;
     }
     out->head = head_from_architecture(out->architecture, file);

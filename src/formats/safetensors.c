@@ -10,9 +10,12 @@
 
 static bool parse_dtype(const char *s, mcli_dtype *dt)
 {
-    static const struct { const char *name; mcli_dtype dt; } table[] = {
-        {"F32", MCLI_DT_F32}, {"F16", MCLI_DT_F16}, {"BF16", MCLI_DT_BF16}, {"F64", MCLI_DT_F64},
-        {"I64", MCLI_DT_I64}, {"I32", MCLI_DT_I32}, {"I16", MCLI_DT_I16}, {"I8", MCLI_DT_I8},
+    static const struct {
+        const char *name;
+        mcli_dtype dt;
+    } table[] = {
+        {"F32", MCLI_DT_F32}, {"F16", MCLI_DT_F16},   {"BF16", MCLI_DT_BF16}, {"F64", MCLI_DT_F64},
+        {"I64", MCLI_DT_I64}, {"I32", MCLI_DT_I32},   {"I16", MCLI_DT_I16},   {"I8", MCLI_DT_I8},
         {"U8", MCLI_DT_U8},   {"BOOL", MCLI_DT_BOOL},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
@@ -55,12 +58,13 @@ static mcli_status parse_entry(const char *what, const char *name, json_t *v, ui
                          "([begin, end])",
                          what, name);
     if (!parse_dtype(dts, &e->dt))
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
-                         "%s: tensor '%s' has dtype '%.16s'; supported: F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL",
-                         what, name, dts);
+        return mcli_fail(
+            err, MCLI_ERR_UNSUPPORTED,
+            "%s: tensor '%s' has dtype '%.16s'; supported: F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL", what,
+            name, dts);
     if (json_array_size(shape) > MCLI_MAX_DIMS)
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: tensor '%s' has %zu dimensions (at most %d)", what, name,
-                         json_array_size(shape), MCLI_MAX_DIMS);
+        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: tensor '%s' has %zu dimensions (at most %d)", what,
+                         name, json_array_size(shape), MCLI_MAX_DIMS);
     e->name = name;
     e->ndim = (int)json_array_size(shape);
     uint64_t numel = 1;
@@ -68,8 +72,8 @@ static mcli_status parse_entry(const char *what, const char *name, json_t *v, ui
         json_t *d = json_array_get(shape, (size_t)i);
         json_int_t dv = json_is_integer(d) ? json_integer_value(d) : -1;
         if (dv < 0 || dv > WB_MAX_DIM_VALUE)
-            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: tensor '%s': shape[%d] is not an integer in [0, 2^40]",
-                             what, name, i);
+            return mcli_fail(err, MCLI_ERR_FORMAT,
+                             "%s: tensor '%s': shape[%d] is not an integer in [0, 2^40]", what, name, i);
         e->shape[i] = dv;
         if (__builtin_mul_overflow(numel, (uint64_t)dv, &numel))
             return mcli_fail(err, MCLI_ERR_FORMAT, "%s: tensor '%s': element count overflows", what, name);
@@ -77,21 +81,22 @@ static mcli_status parse_entry(const char *what, const char *name, json_t *v, ui
     json_t *b = json_array_get(offs, 0), *en = json_array_get(offs, 1);
     if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
         json_integer_value(en) < json_integer_value(b))
-        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: tensor '%s': data_offsets must be integers 0 <= begin <= end",
-                         what, name);
+        return mcli_fail(err, MCLI_ERR_FORMAT,
+                         "%s: tensor '%s': data_offsets must be integers 0 <= begin <= end", what, name);
     e->begin = (uint64_t)json_integer_value(b);
     e->end = (uint64_t)json_integer_value(en);
     if (e->end > data_len)
-        return mcli_fail(err, MCLI_ERR_FORMAT,
-                         "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data (%llu bytes); "
-                         "the file is truncated or corrupt",
-                         what, name, (unsigned long long)e->begin, (unsigned long long)e->end,
-                         (unsigned long long)data_len);
+        return mcli_fail(
+            err, MCLI_ERR_FORMAT,
+            "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data (%llu bytes); "
+            "the file is truncated or corrupt",
+            what, name, (unsigned long long)e->begin, (unsigned long long)e->end,
+            (unsigned long long)data_len);
     uint64_t bytes;
     if (__builtin_mul_overflow(numel, (uint64_t)wb_dtype_size(e->dt), &bytes) || bytes != e->end - e->begin)
         return mcli_fail(err, MCLI_ERR_FORMAT,
-                         "%s: tensor '%s': %s x shape needs %llu bytes but data_offsets span %llu", what, name,
-                         dts, (unsigned long long)bytes, (unsigned long long)(e->end - e->begin));
+                         "%s: tensor '%s': %s x shape needs %llu bytes but data_offsets span %llu", what,
+                         name, dts, (unsigned long long)bytes, (unsigned long long)(e->end - e->begin));
     return MCLI_OK;
 }
 
@@ -108,18 +113,20 @@ mcli_status st_parse_header(const uint8_t *file, size_t len, const char *what, s
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | file[i];
     if (hlen > ST_MAX_HEADER)
-        return mcli_fail(err, MCLI_ERR_TOO_LARGE, "%s: header length %llu is over the %u MB limit (corrupt file?)",
-                         what, (unsigned long long)hlen, ST_MAX_HEADER >> 20);
+        return mcli_fail(err, MCLI_ERR_TOO_LARGE,
+                         "%s: header length %llu is over the %u MB limit (corrupt file?)", what,
+                         (unsigned long long)hlen, ST_MAX_HEADER >> 20);
     if (hlen > len - 8)
-        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: header length %llu runs past the end of the file (%zu bytes)",
-                         what, (unsigned long long)hlen, len);
+        return mcli_fail(err, MCLI_ERR_FORMAT,
+                         "%s: header length %llu runs past the end of the file (%zu bytes)", what,
+                         (unsigned long long)hlen, len);
     if (hlen < 2 || file[8] != '{')
         return mcli_fail(err, MCLI_ERR_FORMAT, "%s: header does not start with a JSON object", what);
     json_error_t jerr;
     root = json_loadb((const char *)file + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: header is not valid JSON (at byte %d: %s)", what, jerr.position,
-                         jerr.text);
+        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: header is not valid JSON (at byte %d: %s)", what,
+                         jerr.position, jerr.text);
     if (!json_is_object(root)) {
         s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: header is not a JSON object", what);
         goto fail;
@@ -139,7 +146,8 @@ mcli_status st_parse_header(const uint8_t *file, size_t len, const char *what, s
     size_t n = 0;
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (strcmp(key, "__metadata__") == 0) {
             if (!json_is_object(v)) {
                 s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: __metadata__ is not an object", what);
@@ -164,22 +172,24 @@ mcli_status st_parse_header(const uint8_t *file, size_t len, const char *what, s
     for (size_t i = 0; i < n; i++) {
         const st_entry *e = order[i];
         if (e->begin < pos) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: tensor '%s' [%llu, %llu) overlaps '%s' (ends at %llu)", what,
-                          e->name, (unsigned long long)e->begin, (unsigned long long)e->end, order[i - 1]->name,
-                          (unsigned long long)pos);
+            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: tensor '%s' [%llu, %llu) overlaps '%s' (ends at %llu)",
+                          what, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                          order[i - 1]->name, (unsigned long long)pos);
             goto fail;
         }
         if (e->begin - pos > ST_MAX_GAP) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: %llu unused bytes before tensor '%s' (offsets are inconsistent)",
-                          what, (unsigned long long)(e->begin - pos), e->name);
+            s = mcli_fail(err, MCLI_ERR_FORMAT,
+                          "%s: %llu unused bytes before tensor '%s' (offsets are inconsistent)", what,
+                          (unsigned long long)(e->begin - pos), e->name);
             goto fail;
         }
         if (e->end > pos)
             pos = e->end;
     }
     if (data_len - pos > ST_MAX_GAP) {
-        s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: %llu bytes after the last tensor are not described by the header",
-                      what, (unsigned long long)(data_len - pos));
+        s = mcli_fail(err, MCLI_ERR_FORMAT,
+                      "%s: %llu bytes after the last tensor are not described by the header", what,
+                      (unsigned long long)(data_len - pos));
         goto fail;
     }
     free(order);

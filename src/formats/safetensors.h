@@ -21,18 +21,18 @@
 #define ST_MAX_GAP 64              /* tolerated unused bytes between/after tensors (alignment) */
 
 typedef struct {
-    const char *name;      /* NUL-terminated, points into the parsed JSON */
+    const char *name; /* NUL-terminated, points into the parsed JSON */
     mcli_dtype dt;
     int ndim;
     int64_t shape[MCLI_MAX_DIMS];
-    uint64_t begin, end;   /* byte range relative to data_start */
+    uint64_t begin, end; /* byte range relative to data_start */
 } st_entry;
 
 typedef struct {
-    void *root;            /* json_t * */
-    st_entry *entries;     /* [n] in header order */
+    void *root;        /* json_t * */
+    st_entry *entries; /* [n] in header order */
     size_t n;
-    size_t data_start;     /* 8 + N */
+    size_t data_start; /* 8 + N */
 } st_header;
 
 /* Parses and validates the header of a whole file image (file[0..len)). `what` names the file

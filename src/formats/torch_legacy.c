@@ -44,7 +44,8 @@ mcli_status torch_legacy_load(mcli_weights *w, const char *path, mcli_err *err)
     for (size_t i = 0; i < n_keys; i++) {
         long idx = tp_lookup_storage(&sd, order, keys[i]);
         if (idx < 0) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: storage '%s' has data but no tensor uses it", path, keys[i]);
+            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: storage '%s' has data but no tensor uses it", path,
+                          keys[i]);
             goto done;
         }
         tp_storage *st = &sd.storages[idx];
@@ -53,8 +54,8 @@ mcli_status torch_legacy_load(mcli_weights *w, const char *path, mcli_err *err)
             goto done;
         }
         if (len - pos < 8) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: file ends before storage '%s' (truncated download?)", path,
-                          keys[i]);
+            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: file ends before storage '%s' (truncated download?)",
+                          path, keys[i]);
             goto done;
         }
         uint64_t count = 0;
@@ -62,15 +63,17 @@ mcli_status torch_legacy_load(mcli_weights *w, const char *path, mcli_err *err)
             count = (count << 8) | file[pos + (size_t)b];
         pos += 8;
         if (count != st->numel) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: storage '%s' holds %llu elements but the tensors declare %llu",
-                          path, keys[i], (unsigned long long)count, (unsigned long long)st->numel);
+            s = mcli_fail(err, MCLI_ERR_FORMAT,
+                          "%s: storage '%s' holds %llu elements but the tensors declare %llu", path, keys[i],
+                          (unsigned long long)count, (unsigned long long)st->numel);
             goto done;
         }
         size_t bytes;
         if (!wb_mul_ok((size_t)count, wb_dtype_size(st->dt), &bytes) || bytes > len - pos) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT,
-                          "%s: storage '%s' (%llu elements) runs past the end of the file (truncated download?)",
-                          path, keys[i], (unsigned long long)count);
+            s = mcli_fail(
+                err, MCLI_ERR_FORMAT,
+                "%s: storage '%s' (%llu elements) runs past the end of the file (truncated download?)", path,
+                keys[i], (unsigned long long)count);
             goto done;
         }
         st->data = file + pos;
@@ -78,7 +81,8 @@ mcli_status torch_legacy_load(mcli_weights *w, const char *path, mcli_err *err)
     }
     for (size_t i = 0; i < sd.n_storages; i++) {
         if (!sd.storages[i].data) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: storage '%s' is used by a tensor but its data is missing", path,
+            s = mcli_fail(err, MCLI_ERR_FORMAT,
+                          "%s: storage '%s' is used by a tensor but its data is missing", path,
                           sd.storages[i].key);
             goto done;
         }

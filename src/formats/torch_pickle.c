@@ -15,21 +15,30 @@
 #include "formats/weights_internal.h"
 #include "util/log.h"
 
-#define TP_MAX_STACK (1u << 20)   /* values on the stack */
-#define TP_MAX_MARKS 4096         /* open MARKs */
-#define TP_MAX_MEMO (1u << 22)    /* memo slots */
-#define TP_MAX_NODES (1u << 21)   /* values created by one pickle (bert-large needs ~10k) */
-#define TP_MAX_STR (1u << 20)     /* bytes in one string */
-#define TP_MAX_GLOBAL 128         /* bytes of a GLOBAL module or name */
+#define TP_MAX_STACK (1u << 20) /* values on the stack */
+#define TP_MAX_MARKS 4096       /* open MARKs */
+#define TP_MAX_MEMO (1u << 22)  /* memo slots */
+#define TP_MAX_NODES (1u << 21) /* values created by one pickle (bert-large needs ~10k) */
+#define TP_MAX_STR (1u << 20)   /* bytes in one string */
+#define TP_MAX_GLOBAL 128       /* bytes of a GLOBAL module or name */
 
 typedef enum {
-    V_NONE, V_BOOL, V_INT, V_BIGINT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR
+    V_NONE,
+    V_BOOL,
+    V_INT,
+    V_BIGINT,
+    V_FLOAT,
+    V_STR,
+    V_TUPLE,
+    V_LIST,
+    V_DICT,
+    V_GLOBAL,
+    V_STORAGE,
+    V_TENSOR
 } vkind;
 
 /* The globals a torch checkpoint may name. */
-typedef enum {
-    G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_TENSOR, G_REBUILD_PARAMETER, G_STORAGE
-} gkind;
+typedef enum { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_TENSOR, G_REBUILD_PARAMETER, G_STORAGE } gkind;
 
 typedef struct val val;
 struct val {
@@ -39,11 +48,23 @@ struct val {
         bool b;
         int64_t i;
         double f;
-        struct { const char *p; size_t n; } s;       /* V_STR, V_BIGINT (raw bytes) */
-        struct { val **items; size_t n, cap; } seq;  /* tuple, list; dict as key,value pairs */
-        struct { gkind g; mcli_dtype dt; } gl;
-        struct { size_t index; uint64_t offset, size; } st; /* storage (or legacy view of one) */
-        tp_tensor *t;                                 /* V_TENSOR, owned by the node */
+        struct {
+            const char *p;
+            size_t n;
+        } s; /* V_STR, V_BIGINT (raw bytes) */
+        struct {
+            val **items;
+            size_t n, cap;
+        } seq; /* tuple, list; dict as key,value pairs */
+        struct {
+            gkind g;
+            mcli_dtype dt;
+        } gl;
+        struct {
+            size_t index;
+            uint64_t offset, size;
+        } st;         /* storage (or legacy view of one) */
+        tp_tensor *t; /* V_TENSOR, owned by the node */
     } u;
 };
 
@@ -59,13 +80,17 @@ typedef struct {
     size_t memo_cap, memo_len;
     val *nodes;
     size_t n_nodes;
-    tp_state_dict *sd;           /* storage table being filled; NULL: persistent ids refused */
-    size_t *st_hash;             /* open addressing over sd->storages, index + 1, 0 = empty */
+    tp_state_dict *sd; /* storage table being filled; NULL: persistent ids refused */
+    size_t *st_hash;   /* open addressing over sd->storages, index + 1, 0 = empty */
     size_t st_hash_cap;
     size_t st_cap;
 } unpickler;
 
-static const struct { const char *module, *name; gkind g; mcli_dtype dt; } allowed_globals[] = {
+static const struct {
+    const char *module, *name;
+    gkind g;
+    mcli_dtype dt;
+} allowed_globals[] = {
     {"collections", "OrderedDict", G_ORDERED_DICT, MCLI_DT_F32},
     {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_TENSOR_V2, MCLI_DT_F32},
     {"torch._utils", "_rebuild_tensor", G_REBUILD_TENSOR, MCLI_DT_F32},
@@ -147,12 +172,14 @@ static bool seq_push(val *s, val *item)
 static mcli_status push(unpickler *u, val *v, mcli_err *err)
 {
     if (!v)
-        return u->n_nodes >= TP_MAX_NODES ? mcli_fail(err, MCLI_ERR_TOO_LARGE, "%s: pickle creates over %u objects",
-                                                      u->what, TP_MAX_NODES)
-                                          : mcli_fail(err, MCLI_ERR_NOMEM, "%s: out of memory unpickling", u->what);
+        return u->n_nodes >= TP_MAX_NODES
+                   ? mcli_fail(err, MCLI_ERR_TOO_LARGE, "%s: pickle creates over %u objects", u->what,
+                               TP_MAX_NODES)
+                   : mcli_fail(err, MCLI_ERR_NOMEM, "%s: out of memory unpickling", u->what);
     if (u->sp == u->stack_cap) {
         if (u->stack_cap >= TP_MAX_STACK)
-            return mcli_fail(err, MCLI_ERR_TOO_LARGE, "%s: pickle stack over %u entries", u->what, TP_MAX_STACK);
+            return mcli_fail(err, MCLI_ERR_TOO_LARGE, "%s: pickle stack over %u entries", u->what,
+                             TP_MAX_STACK);
         size_t ncap = u->stack_cap ? u->stack_cap * 2 : 64;
         val **p = realloc(u->stack, ncap * sizeof *p);
         if (!p)
@@ -243,7 +270,8 @@ static mcli_status memo_get(unpickler *u, size_t idx, mcli_err *err)
 static mcli_status push_str(unpickler *u, size_t n, mcli_err *err)
 {
     if (n > TP_MAX_STR)
-        return mcli_fail(err, MCLI_ERR_TOO_LARGE, "%s: pickle string of %zu bytes over the limit", u->what, n);
+        return mcli_fail(err, MCLI_ERR_TOO_LARGE, "%s: pickle string of %zu bytes over the limit", u->what,
+                         n);
     if (!need(u, n))
         return bad(u, err, "string runs past the end of the data (truncated file?)");
     val *v = new_val(u, V_STR);
@@ -433,8 +461,8 @@ static bool copy_key(const val *v, char *out)
         return false;
     for (size_t i = 0; i < v->u.s.n; i++) {
         char c = v->u.s.p[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-' ||
-              c == '.'))
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+              c == '-' || c == '.'))
             return false;
     }
     if (v->u.s.n == 2 && v->u.s.p[0] == '.' && v->u.s.p[1] == '.')
@@ -559,7 +587,8 @@ static mcli_status reduce(unpickler *u, val *fn, val *args, mcli_err *err)
                 return bad(u, err, "tensor reaches past the end of its storage '%s'",
                            u->sd->storages[st->u.st.index].key);
         } else if ((uint64_t)off > st->u.st.size) {
-            return bad(u, err, "empty tensor's offset is past its storage '%s'", u->sd->storages[st->u.st.index].key);
+            return bad(u, err, "empty tensor's offset is past its storage '%s'",
+                       u->sd->storages[st->u.st.index].key);
         }
         t->storage = st->u.st.index;
         t->offset = st->u.st.offset + (uint64_t)off;
@@ -606,10 +635,18 @@ static mcli_status run(unpickler *u, val **result, mcli_err *err)
                                  TP_MAX_MARKS);
             u->marks[u->n_marks++] = u->sp;
             break;
-        case '}': s = push(u, new_val(u, V_DICT), err); break;
-        case ']': s = push(u, new_val(u, V_LIST), err); break;
-        case ')': s = push(u, new_val(u, V_TUPLE), err); break;
-        case 'N': s = push(u, new_val(u, V_NONE), err); break;
+        case '}':
+            s = push(u, new_val(u, V_DICT), err);
+            break;
+        case ']':
+            s = push(u, new_val(u, V_LIST), err);
+            break;
+        case ')':
+            s = push(u, new_val(u, V_TUPLE), err);
+            break;
+        case 'N':
+            s = push(u, new_val(u, V_NONE), err);
+            break;
         case 0x88: /* NEWTRUE */
         case 0x89: /* NEWFALSE */
             v = new_val(u, V_BOOL);
@@ -710,8 +747,8 @@ static mcli_status run(unpickler *u, val **result, mcli_err *err)
             u->sp = from;
             s = push(u, v, err);
             break;
-        case 0x85: /* TUPLE1 */
-        case 0x86: /* TUPLE2 */
+        case 0x85:   /* TUPLE1 */
+        case 0x86:   /* TUPLE2 */
         case 0x87: { /* TUPLE3 */
             size_t n = (size_t)(op - 0x84);
             size_t floor = u->n_marks ? u->marks[u->n_marks - 1] : 0;
@@ -842,8 +879,8 @@ void tp_state_dict_free(tp_state_dict *sd)
     memset(sd, 0, sizeof *sd);
 }
 
-mcli_status tp_parse_state_dict(const uint8_t *data, size_t len, const char *what, size_t *used, tp_state_dict *out,
-                                mcli_err *err)
+mcli_status tp_parse_state_dict(const uint8_t *data, size_t len, const char *what, size_t *used,
+                                tp_state_dict *out, mcli_err *err)
 {
     memset(out, 0, sizeof *out);
     unpickler u;
@@ -853,7 +890,8 @@ mcli_status tp_parse_state_dict(const uint8_t *data, size_t len, const char *wha
     if (s != MCLI_OK)
         goto fail;
     if (root->kind != V_DICT) {
-        s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: the pickled object is not a state dict (name -> tensor)", what);
+        s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: the pickled object is not a state dict (name -> tensor)",
+                      what);
         goto fail;
     }
     size_t pairs = root->u.seq.n / 2;
@@ -902,7 +940,8 @@ fail:
     return s;
 }
 
-mcli_status tp_parse_legacy_preamble(const uint8_t *data, size_t len, const char *what, size_t *used, mcli_err *err)
+mcli_status tp_parse_legacy_preamble(const uint8_t *data, size_t len, const char *what, size_t *used,
+                                     mcli_err *err)
 {
     /* torch.serialization.MAGIC_NUMBER = 0x1950a86a20f9469cfc6c, pickled as LONG1 little-endian. */
     static const uint8_t magic[10] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
@@ -915,18 +954,20 @@ mcli_status tp_parse_legacy_preamble(const uint8_t *data, size_t len, const char
         s = run(&u, &v, err);
         if (s == MCLI_OK) {
             if (step == 0 && !(v->kind == V_BIGINT && v->u.s.n == 10 && memcmp(v->u.s.p, magic, 10) == 0))
-                s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: not a PyTorch checkpoint (magic number missing)", what);
+                s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: not a PyTorch checkpoint (magic number missing)",
+                              what);
             if (step == 1 && !(v->kind == V_INT && v->u.i == 1001))
-                s = mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: legacy PyTorch protocol version is not 1001", what);
+                s = mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: legacy PyTorch protocol version is not 1001",
+                              what);
             if (step == 2) {
                 if (v->kind != V_DICT) {
                     s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: system info is not a dict", what);
                 } else {
                     for (size_t i = 0; i + 1 < v->u.seq.n; i += 2)
-                        if (str_is(v->u.seq.items[i], "little_endian") && v->u.seq.items[i + 1]->kind == V_BOOL &&
-                            !v->u.seq.items[i + 1]->u.b)
-                            s = mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: big-endian checkpoints are not supported",
-                                          what);
+                        if (str_is(v->u.seq.items[i], "little_endian") &&
+                            v->u.seq.items[i + 1]->kind == V_BOOL && !v->u.seq.items[i + 1]->u.b)
+                            s = mcli_fail(err, MCLI_ERR_UNSUPPORTED,
+                                          "%s: big-endian checkpoints are not supported", what);
                 }
             }
         }
@@ -948,8 +989,8 @@ void tp_free_strings(char **keys, size_t n)
     free(keys);
 }
 
-mcli_status tp_parse_string_list(const uint8_t *data, size_t len, const char *what, size_t *used, char ***keys,
-                                 size_t *n, mcli_err *err)
+mcli_status tp_parse_string_list(const uint8_t *data, size_t len, const char *what, size_t *used,
+                                 char ***keys, size_t *n, mcli_err *err)
 {
     *keys = NULL;
     *n = 0;

@@ -25,20 +25,20 @@
 
 #include "formats/weights.h"
 
-#define TP_MAX_KEY 63            /* bytes in a storage key */
+#define TP_MAX_KEY 63 /* bytes in a storage key */
 #define TP_MAX_STORAGES 200000
 
 typedef struct {
     char key[TP_MAX_KEY + 1];
     mcli_dtype dt;
-    uint64_t numel;              /* elements, as the persistent id declares */
-    const uint8_t *data;         /* numel * element size bytes; set by the container reader */
+    uint64_t numel;      /* elements, as the persistent id declares */
+    const uint8_t *data; /* numel * element size bytes; set by the container reader */
 } tp_storage;
 
 typedef struct {
-    char *name;                  /* owned */
-    size_t storage;              /* index into storages */
-    uint64_t offset;             /* in elements, from the start of the storage */
+    char *name;      /* owned */
+    size_t storage;  /* index into storages */
+    uint64_t offset; /* in elements, from the start of the storage */
     int ndim;
     int64_t shape[MCLI_MAX_DIMS];
     int64_t stride[MCLI_MAX_DIMS];
@@ -49,7 +49,7 @@ typedef struct {
     size_t n_storages;
     tp_tensor *tensors;
     size_t n_tensors;
-    size_t n_skipped;            /* dict values that were not tensors */
+    size_t n_skipped; /* dict values that were not tensors */
 } tp_state_dict;
 
 /* Unpickles one pickle at data[0..len) that must evaluate to a dict (or OrderedDict) of
@@ -65,13 +65,14 @@ mcli_status tp_parse_legacy_preamble(const uint8_t *data, size_t len, const char
 
 /* Legacy files: the pickled list of storage keys after the object. On success *keys is an
  * owned array of *n owned strings; free with tp_free_strings(). */
-mcli_status tp_parse_string_list(const uint8_t *data, size_t len, const char *what, size_t *used, char ***keys,
-                                 size_t *n, mcli_err *err) MCLI_MUST_USE;
+mcli_status tp_parse_string_list(const uint8_t *data, size_t len, const char *what, size_t *used,
+                                 char ***keys, size_t *n, mcli_err *err) MCLI_MUST_USE;
 void tp_free_strings(char **keys, size_t n);
 
 /* Storage lookup by key: tp_index_storages() builds *order (owned by the caller, free()),
  * sorted by key; tp_lookup_storage() returns the index into sd->storages or -1. */
-mcli_status tp_index_storages(const tp_state_dict *sd, const tp_storage ***order, mcli_err *err) MCLI_MUST_USE;
+mcli_status tp_index_storages(const tp_state_dict *sd, const tp_storage ***order,
+                              mcli_err *err) MCLI_MUST_USE;
 long tp_lookup_storage(const tp_state_dict *sd, const tp_storage *const *order, const char *key);
 
 /* Adds every tensor (storages must all have data) to the weights set; F32 contiguous aligned

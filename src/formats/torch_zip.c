@@ -104,7 +104,8 @@ mcli_status torch_zip_load(mcli_weights *w, const char *path, mcli_err *err)
         return s;
     zf = unzOpen64(path);
     if (!zf) {
-        s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: not a readable zip archive (truncated or corrupt download?)", path);
+        s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: not a readable zip archive (truncated or corrupt download?)",
+                      path);
         goto done;
     }
     if ((s = find_prefix(zf, path, prefix, sizeof prefix, err)) != MCLI_OK)
@@ -135,7 +136,8 @@ mcli_status torch_zip_load(mcli_weights *w, const char *path, mcli_err *err)
         bool little = info.uncompressed_size == 6 && memcmp(bo, "little", 6) == 0;
         free(bo);
         if (!little) {
-            s = mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: only little-endian checkpoints are supported", path);
+            s = mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: only little-endian checkpoints are supported",
+                          path);
             goto done;
         }
     }
@@ -170,8 +172,8 @@ mcli_status torch_zip_load(mcli_weights *w, const char *path, mcli_err *err)
         }
         if (info.compressed_size != info.uncompressed_size || info.uncompressed_size != (uint64_t)want) {
             s = mcli_fail(err, MCLI_ERR_FORMAT,
-                          "%s: entry %s has %llu bytes but its tensors need %zu (corrupt checkpoint)", path, name,
-                          (unsigned long long)info.uncompressed_size, want);
+                          "%s: entry %s has %llu bytes but its tensors need %zu (corrupt checkpoint)", path,
+                          name, (unsigned long long)info.uncompressed_size, want);
             goto done;
         }
         if (st->data) {
@@ -179,13 +181,15 @@ mcli_status torch_zip_load(mcli_weights *w, const char *path, mcli_err *err)
             goto done;
         }
         if (unzOpenCurrentFile2(zf, NULL, NULL, 1) != UNZ_OK) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: cannot open zip entry %s (bad local header?)", path, name);
+            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: cannot open zip entry %s (bad local header?)", path,
+                          name);
             goto done;
         }
         ZPOS64_T at = unzGetCurrentFileZStreamPos64(zf);
         unzCloseCurrentFile(zf);
         if (at > len || want > len - at) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: entry %s lies outside the file (truncated?)", path, name);
+            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: entry %s lies outside the file (truncated?)", path,
+                          name);
             goto done;
         }
         /* Empty storages may sit at the very end; never form a pointer past the mapping. */
@@ -193,8 +197,8 @@ mcli_status torch_zip_load(mcli_weights *w, const char *path, mcli_err *err)
     }
     for (size_t i = 0; i < sd.n_storages; i++) {
         if (!sd.storages[i].data) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: no entry %sdata/%s for a storage the tensors use", path, prefix,
-                          sd.storages[i].key);
+            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: no entry %sdata/%s for a storage the tensors use", path,
+                          prefix, sd.storages[i].key);
             goto done;
         }
     }

@@ -28,16 +28,26 @@
 const char *mcli_dtype_name(mcli_dtype dt)
 {
     switch (dt) {
-    case MCLI_DT_F32: return "F32";
-    case MCLI_DT_F16: return "F16";
-    case MCLI_DT_BF16: return "BF16";
-    case MCLI_DT_F64: return "F64";
-    case MCLI_DT_I64: return "I64";
-    case MCLI_DT_I32: return "I32";
-    case MCLI_DT_I16: return "I16";
-    case MCLI_DT_I8: return "I8";
-    case MCLI_DT_U8: return "U8";
-    case MCLI_DT_BOOL: return "BOOL";
+    case MCLI_DT_F32:
+        return "F32";
+    case MCLI_DT_F16:
+        return "F16";
+    case MCLI_DT_BF16:
+        return "BF16";
+    case MCLI_DT_F64:
+        return "F64";
+    case MCLI_DT_I64:
+        return "I64";
+    case MCLI_DT_I32:
+        return "I32";
+    case MCLI_DT_I16:
+        return "I16";
+    case MCLI_DT_I8:
+        return "I8";
+    case MCLI_DT_U8:
+        return "U8";
+    case MCLI_DT_BOOL:
+        return "BOOL";
     }
     return "?";
 }
@@ -45,10 +55,20 @@ const char *mcli_dtype_name(mcli_dtype dt)
 size_t wb_dtype_size(mcli_dtype dt)
 {
     switch (dt) {
-    case MCLI_DT_F64: case MCLI_DT_I64: return 8;
-    case MCLI_DT_F32: case MCLI_DT_I32: return 4;
-    case MCLI_DT_F16: case MCLI_DT_BF16: case MCLI_DT_I16: return 2;
-    case MCLI_DT_I8: case MCLI_DT_U8: case MCLI_DT_BOOL: return 1;
+    case MCLI_DT_F64:
+    case MCLI_DT_I64:
+        return 8;
+    case MCLI_DT_F32:
+    case MCLI_DT_I32:
+        return 4;
+    case MCLI_DT_F16:
+    case MCLI_DT_BF16:
+    case MCLI_DT_I16:
+        return 2;
+    case MCLI_DT_I8:
+    case MCLI_DT_U8:
+    case MCLI_DT_BOOL:
+        return 1;
     }
     return 1;
 }
@@ -232,19 +252,22 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
         return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "tensor '%.*s': %d dimensions (at most %d supported)",
                          (int)d->name_len, d->name, d->ndim, MCLI_MAX_DIMS);
     if (d->name_len == 0 || d->name_len > WB_MAX_NAME || memchr(d->name, '\0', d->name_len))
-        return mcli_fail(err, MCLI_ERR_FORMAT, "tensor name is empty, over %d bytes or contains NUL", WB_MAX_NAME);
+        return mcli_fail(err, MCLI_ERR_FORMAT, "tensor name is empty, over %d bytes or contains NUL",
+                         WB_MAX_NAME);
     if (w->n >= WB_MAX_TENSORS)
         return mcli_fail(err, MCLI_ERR_TOO_LARGE, "more than %d tensors", WB_MAX_TENSORS);
     size_t numel = 1;
     for (int i = 0; i < d->ndim; i++) {
-        if (d->shape[i] < 0 || d->shape[i] > WB_MAX_DIM_VALUE || !wb_mul_ok(numel, (size_t)d->shape[i], &numel))
+        if (d->shape[i] < 0 || d->shape[i] > WB_MAX_DIM_VALUE ||
+            !wb_mul_ok(numel, (size_t)d->shape[i], &numel))
             return mcli_fail(err, MCLI_ERR_FORMAT, "tensor '%.*s': bad shape", (int)d->name_len, d->name);
     }
     size_t cap_srcs = w->cap;
     if (!grow((void **)&w->srcs, &cap_srcs, w->n + 1, sizeof *w->srcs) ||
         !grow((void **)&w->tensors, &w->cap, w->n + 1, sizeof *w->tensors) ||
         !grow((void **)&w->bufs, &w->cap_bufs, w->n_bufs + 1, sizeof *w->bufs))
-        return mcli_fail(err, MCLI_ERR_NOMEM, "out of memory adding tensor '%.*s'", (int)d->name_len, d->name);
+        return mcli_fail(err, MCLI_ERR_NOMEM, "out of memory adding tensor '%.*s'", (int)d->name_len,
+                         d->name);
 
     char *name = NULL;
     float *buf = NULL;
@@ -280,7 +303,8 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
              * cost more than the conversion itself on virtual machines. */
             bool mapped = bytes >= WB_POPULATE_MIN;
             if (mapped) {
-                void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
                 buf = p == MAP_FAILED ? NULL : p;
             } else {
                 buf = malloc(bytes ? bytes : 1);
@@ -349,7 +373,8 @@ mcli_status wb_add_tensor(mcli_weights *w, const wb_tensor_desc *d, mcli_err *er
 nomem:
     free(name);
     free(buf);
-    return mcli_fail(err, MCLI_ERR_NOMEM, "out of memory converting tensor '%.*s'", (int)d->name_len, d->name);
+    return mcli_fail(err, MCLI_ERR_NOMEM, "out of memory converting tensor '%.*s'", (int)d->name_len,
+                     d->name);
 }
 
 static int cmp_by_name(const void *a, const void *b)
@@ -463,7 +488,8 @@ size_t weights_bytes(const mcli_weights *w)
 
 bool weights_same_source(const mcli_weights *w, const mcli_tensor *a, const mcli_tensor *b)
 {
-    if (!w || !a || !b || a < w->tensors || a >= w->tensors + w->n || b < w->tensors || b >= w->tensors + w->n)
+    if (!w || !a || !b || a < w->tensors || a >= w->tensors + w->n || b < w->tensors ||
+        b >= w->tensors + w->n)
         return false;
     const struct wb_src *sa = &w->srcs[a - w->tensors], *sb = &w->srcs[b - w->tensors];
     if (a == b)
@@ -588,10 +614,11 @@ static mcli_status load_one(mcli_weights *w, const char *path, mcli_err *err)
         char first[3 * 9 + 1] = "";
         for (size_t i = 0; i < got && i < 4; i++)
             snprintf(first + 3 * i, sizeof first - 3 * i, "%02x ", head[i]);
-        s = mcli_fail(err, MCLI_ERR_FORMAT,
-                      "%s: not a safetensors file nor a PyTorch checkpoint (zip or legacy pickle); first bytes: "
-                      "%s(%zu-byte read)",
-                      path, got ? first : "none ", got);
+        s = mcli_fail(
+            err, MCLI_ERR_FORMAT,
+            "%s: not a safetensors file nor a PyTorch checkpoint (zip or legacy pickle); first bytes: "
+            "%s(%zu-byte read)",
+            path, got ? first : "none ", got);
     }
     return s;
 }
@@ -662,7 +689,8 @@ static mcli_status open_sharded(const char *dir, const char *index_name, bool me
     }
     const char *key;
     json_t *val;
-    json_object_foreach(map, key, val) {
+    json_object_foreach(map, key, val)
+    {
         const char *file = json_string_value(val);
         if (!file || !*file || strchr(file, '/') || strchr(file, '\\') || strstr(file, "..") ||
             strlen(file) > 255) {
@@ -721,10 +749,11 @@ static mcli_status open_sharded(const char *dir, const char *index_name, bool me
     s = wb_finish(w, err);
     if (s != MCLI_OK)
         goto fail;
-    json_object_foreach(map, key, val) {
+    json_object_foreach(map, key, val)
+    {
         if (!weights_find(w, key)) {
-            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: tensor '%s' is listed for shard %s but missing from it", path,
-                          key, json_string_value(val));
+            s = mcli_fail(err, MCLI_ERR_FORMAT, "%s: tensor '%s' is listed for shard %s but missing from it",
+                          path, key, json_string_value(val));
             goto fail;
         }
     }
@@ -762,8 +791,9 @@ static mcli_status open_dir(const char *dir, bool meta, mcli_weights **out, mcli
             return mcli_fail(err, MCLI_ERR_INVALID_ARG, "%s: path too long", dir);
         if (!file_exists(path))
             continue;
-        mcli_status s = has_suffix(candidates[i], ".index.json") ? open_sharded(dir, candidates[i], meta, out, err)
-                                                                 : open_file(path, meta, out, err);
+        mcli_status s = has_suffix(candidates[i], ".index.json")
+                            ? open_sharded(dir, candidates[i], meta, out, err)
+                            : open_file(path, meta, out, err);
         if (s != MCLI_OK)
             return s;
         LOG_DEBUG("%s: %zu tensors, %zu bytes (%s)", path, (*out)->n, (*out)->bytes, (*out)->format);
@@ -773,7 +803,8 @@ static mcli_status open_dir(const char *dir, bool meta, mcli_weights **out, mcli
     const char *hint = "";
     for (size_t i = 0; i < sizeof foreign / sizeof *foreign; i++) {
         char path[4096];
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, foreign[i]) < sizeof path && file_exists(path)) {
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, foreign[i]) < sizeof path &&
+            file_exists(path)) {
             hint = "; only PyTorch and safetensors weights are read (this directory has other formats only)";
             break;
         }

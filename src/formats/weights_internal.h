@@ -17,22 +17,32 @@
 #include "formats/weights.h"
 
 /* Limits on untrusted files (shared by all readers). */
-#define WB_MAX_TENSORS 200000          /* tensors in one weights set */
-#define WB_MAX_NAME 512                /* bytes in one tensor name */
+#define WB_MAX_TENSORS 200000 /* tensors in one weights set */
+#define WB_MAX_NAME 512       /* bytes in one tensor name */
 #define WB_MAX_DIM_VALUE ((int64_t)1 << 40)
 
 struct mcli_weights {
-    mcli_tensor *tensors;   /* [n]; names owned (malloc'd) */
+    mcli_tensor *tensors; /* [n]; names owned (malloc'd) */
     size_t n, cap;
     const mcli_tensor **by_name; /* [n] sorted by name (set by wb_finish; tensors fixed after) */
-    struct wb_map { void *addr; size_t len; } *maps;
+    struct wb_map {
+        void *addr;
+        size_t len;
+    } * maps;
     size_t n_maps, cap_maps;
-    struct wb_buf { void *p; size_t len; bool mapped; } *bufs; /* converted tensor data, owned */
+    struct wb_buf {
+        void *p;
+        size_t len;
+        bool mapped;
+    } * bufs; /* converted tensor data, owned */
     size_t n_bufs, cap_bufs;
-    struct wb_src { const uint8_t *p; bool contiguous; } *srcs; /* [n] where each tensor's bytes
-                                                                     * start in its file (cap == cap) */
-    size_t bytes;           /* float32 bytes exposed */
-    bool meta_only;         /* weights_open_meta: convert nothing */
+    struct wb_src {
+        const uint8_t *p;
+        bool contiguous;
+    } * srcs;       /* [n] where each tensor's bytes
+                     * start in its file (cap == cap) */
+    size_t bytes;   /* float32 bytes exposed */
+    bool meta_only; /* weights_open_meta: convert nothing */
     char format[64];
 };
 
@@ -49,13 +59,13 @@ mcli_status wb_map_file(mcli_weights *w, const char *path, const uint8_t **data,
 /* Describes a strided view of `src` (elements of `dt`, element strides) to add as a tensor.
  * The caller has already checked that every element addressed lies inside the source. */
 typedef struct {
-    const char *name;       /* copied */
+    const char *name; /* copied */
     size_t name_len;
     mcli_dtype dt;
     int ndim;
-    const int64_t *shape;   /* [ndim], each >= 0 */
-    const int64_t *stride;  /* [ndim] in elements, or NULL for row-major contiguous */
-    const uint8_t *src;     /* first element; may be unaligned */
+    const int64_t *shape;  /* [ndim], each >= 0 */
+    const int64_t *stride; /* [ndim] in elements, or NULL for row-major contiguous */
+    const uint8_t *src;    /* first element; may be unaligned */
 } wb_tensor_desc;
 
 /* Adds one tensor: zero-copy when F32, contiguous and 4-byte aligned; otherwise converted to

@@ -5,8 +5,10 @@
  *   first byte % 3 == 1: the rest is a merges.txt over a small byte-level vocab.json.
  *   first byte % 3 == 2: the rest is a tokenizer.json.
  * Build (from the repository root) and run:
- *   clang -g -O1 -std=c11 -D_GNU_SOURCE -DMCLI_VERSION=\"fuzz\" -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_bpe.c src/tokenizers/[a-z]*.c src/util/status.c src/util/log.c $(pkg-config --cflags --libs jansson libutf8proc libpcre2-8) -lm -lpthread -o build-fuzz/fuzz_bpe
- *   MCLI_SHARED=../shared build-fuzz/fuzz_bpe -max_total_time=60 -max_len=4096
+ *   clang -g -O1 -std=c11 -D_GNU_SOURCE -DMCLI_VERSION=\"fuzz\" -fsanitize=fuzzer,address,undefined -Isrc
+ * tests/fuzz/fuzz_bpe.c src/tokenizers/[a-z]*.c src/util/status.c src/util/log.c $(pkg-config --cflags --libs
+ * jansson libutf8proc libpcre2-8) -lm -lpthread -o build-fuzz/fuzz_bpe MCLI_SHARED=../shared
+ * build-fuzz/fuzz_bpe -max_total_time=60 -max_len=4096
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +76,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         n += (size_t)snprintf(json + n, 16384 - n, "%s\"%s%.*s\": %d", b ? "," : "",
                               (b == '"' || b == '\\') ? "\\" : "", (int)k, (const char *)u, b);
     }
-    n += (size_t)snprintf(json + n, 16384 - n, ",\"Ġt\": 256, \"he\": 257, \"Ġthe\": 258, \"<|endoftext|>\": 259}");
+    n += (size_t)snprintf(json + n, 16384 - n,
+                          ",\"Ġt\": 256, \"he\": 257, \"Ġthe\": 258, \"<|endoftext|>\": 259}");
     write_file(dir, "vocab.json", json, n);
     free(json);
     return 0;

@@ -20,8 +20,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (wb_new(&w, &err) == MCLI_OK) {
         for (size_t i = 0; i < h.n; i++) {
             const st_entry *e = &h.entries[i];
-            wb_tensor_desc d = {.name = e->name, .name_len = strlen(e->name), .dt = e->dt, .ndim = e->ndim,
-                                .shape = e->shape, .stride = NULL, .src = data + h.data_start + e->begin};
+            wb_tensor_desc d = {.name = e->name,
+                                .name_len = strlen(e->name),
+                                .dt = e->dt,
+                                .ndim = e->ndim,
+                                .shape = e->shape,
+                                .stride = NULL,
+                                .src = data + h.data_start + e->begin};
             if (wb_add_tensor(w, &d, &err) != MCLI_OK)
                 break;
         }

@@ -5,8 +5,10 @@
  *   first byte odd:  the rest is a vocab.txt (or, with bit 1 set, a tokenizer.json) loaded from a
  *                    temporary directory, then used on a fixed text.
  * Build (from the repository root) and run:
- *   clang -g -O1 -std=c11 -D_GNU_SOURCE -DMCLI_VERSION=\"fuzz\" -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_wordpiece.c src/tokenizers/[a-z]*.c src/util/status.c src/util/log.c $(pkg-config --cflags --libs jansson libutf8proc libpcre2-8) -lm -lpthread -o build-fuzz/fuzz_wordpiece
- *   MCLI_SHARED=../shared build-fuzz/fuzz_wordpiece -max_total_time=60 -max_len=4096
+ *   clang -g -O1 -std=c11 -D_GNU_SOURCE -DMCLI_VERSION=\"fuzz\" -fsanitize=fuzzer,address,undefined -Isrc
+ * tests/fuzz/fuzz_wordpiece.c src/tokenizers/[a-z]*.c src/util/status.c src/util/log.c $(pkg-config --cflags
+ * --libs jansson libutf8proc libpcre2-8) -lm -lpthread -o build-fuzz/fuzz_wordpiece MCLI_SHARED=../shared
+ * build-fuzz/fuzz_wordpiece -max_total_time=60 -max_len=4096
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +54,8 @@ static void exercise(const mcli_tokenizer *t, const uint8_t *text, size_t len)
 {
     const uint8_t *sep = memchr(text, 0xFE, len);
     size_t alen = sep ? (size_t)(sep - text) : len;
-    mcli_tok_opts o = {.add_special_tokens = true, .max_length = len % 3 ? 0 : 1 + len % 40, .truncate = true};
+    mcli_tok_opts o = {
+        .add_special_tokens = true, .max_length = len % 3 ? 0 : 1 + len % 40, .truncate = true};
     mcli_encoding e;
     mcli_err err;
     mcli_status st = tokenizer_encode(t, (const char *)text, alen, sep ? (const char *)sep + 1 : NULL,

@@ -119,7 +119,8 @@ static void gpt2_defaults_follow_transformers(void **state)
     assert_int_equal(c.pad_token_id, -1);
     assert_int_equal(c.n_labels, 0);
     config_free(&c);
-    assert_int_equal(load_json("{\"model_type\":\"gpt2\",\"eos_token_id\":[50256,50255]}", &c, &err), MCLI_OK);
+    assert_int_equal(load_json("{\"model_type\":\"gpt2\",\"eos_token_id\":[50256,50255]}", &c, &err),
+                     MCLI_OK);
     assert_int_equal(c.eos_token_id, 50256); /* a list of eos ids: the first */
     config_free(&c);
 }
@@ -151,10 +152,13 @@ static void generic_size_names_are_accepted_and_conflicts_refused(void **state)
 static void activations_map_to_the_right_formula(void **state)
 {
     (void)state;
-    static const struct { const char *name; mcli_activation act; } ok[] = {
-        {"gelu", MCLI_ACT_GELU},           {"gelu_python", MCLI_ACT_GELU},
-        {"gelu_new", MCLI_ACT_GELU_NEW},   {"gelu_pytorch_tanh", MCLI_ACT_GELU_NEW},
-        {"gelu_fast", MCLI_ACT_GELU_NEW},  {"gelu_accurate", MCLI_ACT_GELU_NEW},
+    static const struct {
+        const char *name;
+        mcli_activation act;
+    } ok[] = {
+        {"gelu", MCLI_ACT_GELU},          {"gelu_python", MCLI_ACT_GELU},
+        {"gelu_new", MCLI_ACT_GELU_NEW},  {"gelu_pytorch_tanh", MCLI_ACT_GELU_NEW},
+        {"gelu_fast", MCLI_ACT_GELU_NEW}, {"gelu_accurate", MCLI_ACT_GELU_NEW},
         {"relu", MCLI_ACT_RELU},
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
@@ -166,7 +170,8 @@ static void activations_map_to_the_right_formula(void **state)
         assert_int_equal(c.activation, ok[i].act);
         config_free(&c);
     }
-    expect_error("{\"model_type\":\"bert\",\"hidden_act\":\"quick_gelu\"}", MCLI_ERR_UNSUPPORTED, "quick_gelu");
+    expect_error("{\"model_type\":\"bert\",\"hidden_act\":\"quick_gelu\"}", MCLI_ERR_UNSUPPORTED,
+                 "quick_gelu");
     expect_error("{\"model_type\":\"distilbert\",\"activation\":\"silu\"}", MCLI_ERR_UNSUPPORTED, "silu");
     expect_error("{\"model_type\":\"gpt2\",\"activation_function\":3}", MCLI_ERR_FORMAT, "must be a string");
 }
@@ -193,9 +198,14 @@ static void model_type_is_inferred_from_old_architectures(void **state)
 static void architecture_selects_the_head(void **state)
 {
     (void)state;
-    static const struct { const char *arch; mcli_head_kind head; } cases[] = {
-        {"BertModel", MCLI_HEAD_BASE},          {"BertForMaskedLM", MCLI_HEAD_MASKED_LM},
-        {"BertForPreTraining", MCLI_HEAD_MASKED_LM}, {"BertForSequenceClassification", MCLI_HEAD_SEQ_CLS},
+    static const struct {
+        const char *arch;
+        mcli_head_kind head;
+    } cases[] = {
+        {"BertModel", MCLI_HEAD_BASE},
+        {"BertForMaskedLM", MCLI_HEAD_MASKED_LM},
+        {"BertForPreTraining", MCLI_HEAD_MASKED_LM},
+        {"BertForSequenceClassification", MCLI_HEAD_SEQ_CLS},
         {"BertForQuestionAnswering", MCLI_HEAD_BASE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -224,8 +234,8 @@ static void sizes_are_validated(void **state)
     expect_error("{\"model_type\":\"bert\",\"layer_norm_eps\":0}", MCLI_ERR_FORMAT, "layer_norm_eps");
     expect_error("{\"model_type\":\"bert\",\"vocab_size\":10,\"pad_token_id\":10}", MCLI_ERR_FORMAT,
                  "pad_token_id");
-    expect_error("{\"model_type\":\"bert\",\"position_embedding_type\":\"relative_key\"}", MCLI_ERR_UNSUPPORTED,
-                 "relative_key");
+    expect_error("{\"model_type\":\"bert\",\"position_embedding_type\":\"relative_key\"}",
+                 MCLI_ERR_UNSUPPORTED, "relative_key");
     expect_error("{\"model_type\":\"gpt2\",\"scale_attn_by_inverse_layer_idx\":true}", MCLI_ERR_UNSUPPORTED,
                  "scale_attn_by_inverse_layer_idx");
     expect_error("{\"model_type\":\"bert\"", MCLI_ERR_FORMAT, "invalid JSON");
@@ -247,19 +257,22 @@ static void labels_come_from_id2label_in_id_order(void **state)
     assert_string_equal(c.labels[2], "c");
     assert_true(c.multi_label);
     config_free(&c);
-    assert_int_equal(load_json("{\"model_type\":\"bert\",\"label2id\":{\"pos\":1,\"neg\":0}}", &c, &err), MCLI_OK);
+    assert_int_equal(load_json("{\"model_type\":\"bert\",\"label2id\":{\"pos\":1,\"neg\":0}}", &c, &err),
+                     MCLI_OK);
     assert_int_equal(c.n_labels, 2);
     assert_string_equal(c.labels[0], "neg");
     assert_string_equal(c.labels[1], "pos");
     config_free(&c);
     /* num_labels disagreeing with id2label wins, as in transformers */
-    assert_int_equal(load_json("{\"model_type\":\"bert\",\"num_labels\":3,\"id2label\":{\"0\":\"x\",\"1\":\"y\"}}",
-                               &c, &err),
-                     MCLI_OK);
+    assert_int_equal(
+        load_json("{\"model_type\":\"bert\",\"num_labels\":3,\"id2label\":{\"0\":\"x\",\"1\":\"y\"}}", &c,
+                  &err),
+        MCLI_OK);
     assert_int_equal(c.n_labels, 3);
     assert_string_equal(c.labels[2], "LABEL_2");
     config_free(&c);
-    expect_error("{\"model_type\":\"bert\",\"id2label\":{\"0\":\"a\",\"2\":\"b\"}}", MCLI_ERR_FORMAT, "outside");
+    expect_error("{\"model_type\":\"bert\",\"id2label\":{\"0\":\"a\",\"2\":\"b\"}}", MCLI_ERR_FORMAT,
+                 "outside");
     expect_error("{\"model_type\":\"bert\",\"id2label\":{\"0\":\"a\",\"01\":\"b\"}}", MCLI_ERR_FORMAT,
                  "not a label id");
     expect_error("{\"model_type\":\"bert\",\"id2label\":{\"0\":\"a\",\"-1\":\"b\"}}", MCLI_ERR_FORMAT,

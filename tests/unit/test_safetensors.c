@@ -52,7 +52,8 @@ static void check_fixture(const char *name)
     const char *key;
     json_t *e;
     size_t float_bytes = 0;
-    json_object_foreach(tensors, key, e) {
+    json_object_foreach(tensors, key, e)
+    {
         const mcli_tensor *t = weights_find(w, key);
         if (!t)
             fail_msg("%s: tensor %s missing", name, key);
@@ -188,7 +189,8 @@ static void expect_open_fails(const char *path, mcli_status code, const char *ne
 static void hostile_fixture_files_are_clear_errors(void **state)
 {
     (void)state;
-    expect_open_fails(CKPT "/hostile/st_giant_header.safetensors", MCLI_ERR_TOO_LARGE, "over the 100 MB limit");
+    expect_open_fails(CKPT "/hostile/st_giant_header.safetensors", MCLI_ERR_TOO_LARGE,
+                      "over the 100 MB limit");
     expect_open_fails(CKPT "/hostile/st_truncated.safetensors", MCLI_ERR_FORMAT, "truncated");
     expect_open_fails(CKPT "/hostile/st_overlap.safetensors", MCLI_ERR_FORMAT, "overlaps");
     expect_open_fails(CKPT "/hostile/st_offset_past_end.safetensors", MCLI_ERR_FORMAT, "past the end");
@@ -210,7 +212,7 @@ static uint8_t *image(const char *hdr, size_t data_len, uint64_t declared, size_
 typedef struct {
     const char *header;
     size_t data_len;
-    int64_t declared;   /* -1: the real header length */
+    int64_t declared; /* -1: the real header length */
     mcli_status want;
     const char *needle;
 } header_case;
@@ -232,25 +234,33 @@ static void header_table_rejects_every_malformed_case(void **state)
         {"[1]", 0, -1, MCLI_ERR_FORMAT, "JSON object"},
         {"{\"a\":", 0, -1, MCLI_ERR_FORMAT, "not valid JSON"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, -1, MCLI_ERR_FORMAT, "duplicate"},
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+         8, -1, MCLI_ERR_FORMAT, "duplicate"},
         {"{\"__metadata__\":[1]}", 0, -1, MCLI_ERR_FORMAT, "__metadata__"},
         {"{\"a\":3}", 0, -1, MCLI_ERR_FORMAT, "not an object"},
         {"{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, -1, MCLI_ERR_UNSUPPORTED,
          "F8_E4M3"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, -1, MCLI_ERR_FORMAT, "shape[0]"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, -1, MCLI_ERR_FORMAT, "shape[0]"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, -1, MCLI_ERR_FORMAT,
+         "shape[0]"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, -1, MCLI_ERR_FORMAT,
+         "shape[0]"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, -1,
          MCLI_ERR_UNSUPPORTED, "9 dimensions"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1024],\"data_offsets\":[0,4]}}", 4, -1,
          MCLI_ERR_FORMAT, "needs"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,1099511627776],"
-         "\"data_offsets\":[0,4]}}", 4, -1, MCLI_ERR_FORMAT, "overflows"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4, -1, MCLI_ERR_FORMAT, "begin <= end"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 4, -1, MCLI_ERR_FORMAT, "begin <= end"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4, -1, MCLI_ERR_FORMAT, "data_offsets"},
+         "\"data_offsets\":[0,4]}}",
+         4, -1, MCLI_ERR_FORMAT, "overflows"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4, -1, MCLI_ERR_FORMAT,
+         "begin <= end"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 4, -1, MCLI_ERR_FORMAT,
+         "begin <= end"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4, -1, MCLI_ERR_FORMAT,
+         "data_offsets"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,18446744073709551615]}}", 4, -1,
          MCLI_ERR_FORMAT, ""},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, -1, MCLI_ERR_FORMAT, "past the end"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, -1, MCLI_ERR_FORMAT,
+         "past the end"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[100,104]}}", 104, -1, MCLI_ERR_FORMAT,
          "unused bytes"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 200, -1, MCLI_ERR_FORMAT,
@@ -268,8 +278,8 @@ static void header_table_rejects_every_malformed_case(void **state)
         mcli_err_clear(&err);
         mcli_status s = st_parse_header(b, len, "case", &h, &err);
         if (s != c->want || !strstr(err.msg, c->needle))
-            fail_msg("case %zu (%s): got %s \"%s\", want %s containing \"%s\"", i, c->header, mcli_status_name(s),
-                     err.msg, mcli_status_name(c->want), c->needle);
+            fail_msg("case %zu (%s): got %s \"%s\", want %s containing \"%s\"", i, c->header,
+                     mcli_status_name(s), err.msg, mcli_status_name(c->want), c->needle);
         if (s == MCLI_OK)
             st_header_free(&h);
         free(b);
@@ -364,7 +374,10 @@ static void sharded_index_with_path_escape_or_missing_tensor_fails(void **state)
     free(b);
     mcli_weights *w = NULL;
     mcli_err err;
-    static const struct { const char *index; const char *needle; } cases[] = {
+    static const struct {
+        const char *index;
+        const char *needle;
+    } cases[] = {
         {"{\"weight_map\":{\"x\":\"../s1.safetensors\"}}", "plain file name"},
         {"{\"weight_map\":{\"x\":\"sub/s1.safetensors\"}}", "plain file name"},
         {"{\"weight_map\":{\"x\":\"s1.safetensors\",\"y\":\"s1.safetensors\"}}", "missing"},

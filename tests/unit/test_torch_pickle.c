@@ -57,7 +57,8 @@ static void check_fixture(const char *name)
     assert_int_equal(weights_count(w), json_object_size(tensors));
     const char *key;
     json_t *e;
-    json_object_foreach(tensors, key, e) {
+    json_object_foreach(tensors, key, e)
+    {
         const mcli_tensor *t = weights_find(w, key);
         if (!t)
             fail_msg("%s: tensor %s missing", name, key);
@@ -147,8 +148,8 @@ static void shared_storage_and_views_are_resolved(void **state)
 static void meta_open_converts_nothing_and_reports_the_same(void **state)
 {
     (void)state;
-    static const char *const names[] = {"bert_pt_legacy", "bert_pt_zip", "bert_st_f16", "distilbert_pt_sharded",
-                                        "variants/legacy_dtypes.bin"};
+    static const char *const names[] = {"bert_pt_legacy", "bert_pt_zip", "bert_st_f16",
+                                        "distilbert_pt_sharded", "variants/legacy_dtypes.bin"};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
         char dir[512];
         snprintf(dir, sizeof dir, "%s/%s", CKPT, names[k]);
@@ -188,10 +189,12 @@ static void tied_tensors_are_recognised_as_one_source(void **state)
             const char *b = k == 0 ? "cls.predictions.decoder.weight" : "tied.weight";
             assert_true(weights_same_source(w, weights_find(w, a), weights_find(w, b)));
             if (k == 0) /* one storage, different offsets: not the same tensor */
-                assert_false(weights_same_source(w, weights_find(w, "bert.embeddings.position_embeddings.weight"),
-                                                 weights_find(w, "bert.embeddings.token_type_embeddings.weight")));
+                assert_false(
+                    weights_same_source(w, weights_find(w, "bert.embeddings.position_embeddings.weight"),
+                                        weights_find(w, "bert.embeddings.token_type_embeddings.weight")));
             else
-                assert_false(weights_same_source(w, weights_find(w, "a.weight"), weights_find(w, "emb.weight")));
+                assert_false(
+                    weights_same_source(w, weights_find(w, "a.weight"), weights_find(w, "emb.weight")));
             weights_free(w);
         }
     }
@@ -238,7 +241,8 @@ static void hostile_checkpoints_are_clear_errors(void **state)
 {
     (void)state;
     expect_file_fails("global_os_system.bin", MCLI_ERR_FORMAT, "refusing global 'posix.system'");
-    expect_file_fails("global_builtins_eval_legacy.bin", MCLI_ERR_FORMAT, "refusing global '__builtin__.eval'");
+    expect_file_fails("global_builtins_eval_legacy.bin", MCLI_ERR_FORMAT,
+                      "refusing global '__builtin__.eval'");
     expect_file_fails("zip_deflated.bin", MCLI_ERR_UNSUPPORTED, "is compressed");
     expect_file_fails("zip_byteorder_big.bin", MCLI_ERR_UNSUPPORTED, "little-endian");
     expect_file_fails("zip_short_storage.bin", MCLI_ERR_FORMAT, "has 1276 bytes but its tensors need 1280");
@@ -266,7 +270,10 @@ typedef struct {
     size_t n;
 } pk;
 
-static void op(pk *p, uint8_t c) { p->b[p->n++] = c; }
+static void op(pk *p, uint8_t c)
+{
+    p->b[p->n++] = c;
+}
 static void raw(pk *p, const void *d, size_t n)
 {
     memcpy(p->b + p->n, d, n);
@@ -354,8 +361,8 @@ static void expect_pickle_fails(const pk *p, mcli_status code, const char *needl
     mcli_err err;
     mcli_status s = parse(p, &sd, &err);
     if (s != code || !strstr(err.msg, needle))
-        fail_msg("got %s \"%s\", want %s containing \"%s\"", mcli_status_name(s), err.msg, mcli_status_name(code),
-                 needle);
+        fail_msg("got %s \"%s\", want %s containing \"%s\"", mcli_status_name(s), err.msg,
+                 mcli_status_name(code), needle);
 }
 
 static void handmade_state_dict_gives_shapes_strides_and_storages(void **state)
