@@ -846,25 +846,33 @@ fail:
     return st;
 }
 
-/* Runs a check pragma; the first row that is not "ok" is the problem. */
+/* Runs a check pragma; any row but a single "ok" is a problem: the first rows go in the message. */
 static mcli_status run_check(mcli_registry *r, const char *sql, bool ok_row_expected, mcli_err *err)
 {
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(r->db, sql, -1, &s, NULL);
     mcli_status st = MCLI_OK;
+    char report[320] = "";
+    size_t used = 0;
+    int rows = 0;
     if (rc != SQLITE_OK) {
         st = reg_fail(r, rc, err, sql);
         goto done;
     }
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && rows < 4) {
         const unsigned char *v = sqlite3_column_text(s, 0);
-        if (!ok_row_expected || !v || strcmp((const char *)v, "ok") != 0)
-            st = mcli_fail(err, MCLI_ERR_FORMAT, "registry %s: %s reports: %.200s", r->path, sql,
-                           v ? (const char *)v : "(null)");
-    } else if (rc != SQLITE_DONE) {
-        st = reg_fail(r, rc, err, sql);
+        const char *text = v ? (const char *)v : "(a row)";
+        if (ok_row_expected && rows == 0 && strcmp(text, "ok") == 0)
+            continue;
+        int n = snprintf(report + used, sizeof report - used, "%s%.120s", rows ? "; " : "", text);
+        if (n > 0)
+            used = used + (size_t)n < sizeof report ? used + (size_t)n : sizeof report - 1;
+        rows++;
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        st = reg_fail(r, rc, err, sql);
+    else if (rows > 0)
+        st = mcli_fail(err, MCLI_ERR_FORMAT, "registry %s: %s reports: %s", r->path, sql, report);
 done:
     sqlite3_finalize(s);
     return st;

@@ -427,6 +427,54 @@ static void uuids_are_version_4_and_distinct(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* Garbage over the table pages of a valid database: every call fails cleanly with FORMAT and the
+ * path, and registry_check names the damage; nothing crashes. */
+static void corrupted_pages_are_a_format_error_not_a_crash(void **state)
+{
+    tmp_ctx *t = *state;
+    mcli_registry *r = open_ok(t->db);
+    for (int i = 0; i < 200; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "model-%03d", i);
+        reg_model m = add_ok(r, name, i % 2 ? "bert" : "gpt2");
+        record_ok(r, m.id, i, NULL);
+    }
+    registry_close(r); /* the last connection checkpoints the WAL into the file */
+    FILE *f = fopen(t->db, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    assert_true(size > 8 * 4096);
+    unsigned char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)(i * 131 + 7);
+    for (long off = 2 * 4096; off + 4096 <= size; off += 3 * 4096) {
+        assert_int_equal(fseek(f, off, SEEK_SET), 0);
+        assert_int_equal(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+    }
+    fclose(f);
+    mcli_err err = {0};
+    r = NULL;
+    mcli_status st = registry_open(t->db, &r, &err);
+    if (st == MCLI_OK) {
+        reg_model *list = NULL;
+        size_t n = 0;
+        mcli_status ls = registry_list(r, &list, &n, &err);
+        free(list);
+        reg_summary sum;
+        mcli_status ss = registry_summary(r, &sum, &err);
+        if (ss == MCLI_OK)
+            registry_summary_free(&sum);
+        assert_true(ls != MCLI_OK || ss != MCLI_OK);
+        assert_int_equal(registry_check(r, &err), MCLI_ERR_FORMAT);
+        registry_close(r);
+    } else {
+        assert_int_equal(st, MCLI_ERR_FORMAT);
+    }
+    assert_non_null(strstr(err.msg, t->db));
+    print_message("corruption reported as: %s\n", err.msg);
+}
+
 /* ---- concurrency ---- */
 
 enum { WRITER_MODELS = 40 };
@@ -530,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(file_that_is_not_sqlite_is_a_clear_format_error, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_directory_is_an_io_error_naming_the_path, setup, teardown),
         cmocka_unit_test(uuids_are_version_4_and_distinct),
+        cmocka_unit_test_setup_teardown(corrupted_pages_are_a_format_error_not_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(two_connections_writing_at_once_stay_consistent, setup, teardown),
         cmocka_unit_test_setup_teardown(two_threads_sharing_one_handle_stay_consistent, setup, teardown),
     };
