@@ -150,19 +150,22 @@ typedef struct {
     double sums[64];
 } bw_job;
 
-static void triad_task(void *ctx, int ith, int nth)
+#define BW_CHUNKS 64
+static void triad_task(void *ctx, int chunk, int ith)
 {
+    (void)ith;
     bw_job *j = ctx;
-    size_t c0 = j->n * (size_t)ith / (size_t)nth, c1 = j->n * (size_t)(ith + 1) / (size_t)nth;
+    size_t c0 = j->n * (size_t)chunk / BW_CHUNKS, c1 = j->n * (size_t)(chunk + 1) / BW_CHUNKS;
     for (size_t i = c0; i < c1; i++)
         j->a[i] = j->b[i] + 3.0 * j->c[i];
 }
 
-static void read_task(void *ctx, int ith, int nth)
+static void read_task(void *ctx, int chunk, int ith)
 {
+    (void)ith;
     bw_job *j = ctx;
-    size_t c0 = j->n * (size_t)ith / (size_t)nth, c1 = j->n * (size_t)(ith + 1) / (size_t)nth;
-    j->sums[ith] = kd_dot(j->r + c0, j->r + c0, (int)(c1 - c0)) + 0.0;
+    size_t c0 = j->n * (size_t)chunk / BW_CHUNKS, c1 = j->n * (size_t)(chunk + 1) / BW_CHUNKS;
+    j->sums[chunk] = kd_dot(j->r + c0, j->r + c0, (int)(c1 - c0));
 }
 
 static void measure_bandwidth(kd_pool *pool, double *triad_gbs, double *read_gbs)
@@ -181,7 +184,7 @@ static void measure_bandwidth(kd_pool *pool, double *triad_gbs, double *read_gbs
     double best = 1e9;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = now_s();
-        kd_pool_run(pool, triad_task, &j);
+        kd_pool_run(pool, BW_CHUNKS, triad_task, &j);
         double t = now_s() - t0;
         best = t < best ? t : best;
     }
@@ -194,7 +197,7 @@ static void measure_bandwidth(kd_pool *pool, double *triad_gbs, double *read_gbs
     best = 1e9;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = now_s();
-        kd_pool_run(pool, read_task, &j);
+        kd_pool_run(pool, BW_CHUNKS, read_task, &j);
         double t = now_s() - t0;
         best = t < best ? t : best;
     }
@@ -329,6 +332,10 @@ int main(int argc, char **argv)
     const double tgp_tok_s = tg / median(tgp_t, reps);
     const double ms_tok = 1e3 / tg_tok_s;
     const double gbs = (double)step_bytes * tg_tok_s / 1e9;
+    /* peak RSS of the decoder alone: read before the bandwidth probe allocates its arrays */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const double rss_mib = (double)ru.ru_maxrss / 1024.0;
     double triad = 0, readbw = 0;
     if (do_bw) {
         kd_pool *bp = NULL;
@@ -337,9 +344,6 @@ int main(int argc, char **argv)
             kd_pool_free(bp);
         }
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    const double rss_mib = (double)ru.ru_maxrss / 1024.0;
     const char *mode = getenv("MCLI_GPT2_BLAS") && strcmp(getenv("MCLI_GPT2_BLAS"), "1") == 0 ? "openblas" : "mcli";
 
     printf("GPT-2 decoder bench (%d layers x %d, vocab %d, ctx %d), %d threads, kernels: %s\n", L, C, V, n_ctx, nth,

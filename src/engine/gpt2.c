@@ -307,28 +307,27 @@ typedef struct {
     float *scores;          /* [nth, n_ctx] */
 } attn_job;
 
-/* att[r, h*hd:(h+1)*hd] = softmax(q k^T / sqrt(hd)) v over positions 0..pos[r] of row r's cache. */
-static void attn_task(void *ctx, int ith, int nth)
+/* Chunk idx = (row r, head h): att[r, h*hd:(h+1)*hd] = softmax(q k^T / sqrt(hd)) v over
+ * positions 0..pos[r] of row r's cache; sc is thread ith's scratch row. */
+static void attn_task(void *ctx, int idx, int ith)
 {
     const attn_job *j = ctx;
     const gpt2_model *g = j->g;
     const int C = g->C, hd = g->hd;
     const float scale = 1.0f / sqrtf((float)hd);
     float *sc = j->scores + (size_t)ith * (size_t)g->n_ctx;
-    for (int idx = ith; idx < j->R * g->H; idx += nth) {
-        const int r = idx / g->H, h = idx % g->H;
-        const float *q = j->qkv + (size_t)r * 3 * C + (size_t)h * hd;
-        const float *K = cache_at(j->st[r], j->layer, 0, h);
-        const float *Vc = cache_at(j->st[r], j->layer, 1, h);
-        const int n = j->pos[r] + 1;
-        for (int t = 0; t < n; t++)
-            sc[t] = kd_dot(q, K + (size_t)t * hd, hd) * scale;
-        kd_softmax(sc, n);
-        float *o = j->att + (size_t)r * C + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int t = 0; t < n; t++)
-            kd_axpy(o, sc[t], Vc + (size_t)t * hd, hd);
-    }
+    const int r = idx / g->H, h = idx % g->H;
+    const float *q = j->qkv + (size_t)r * 3 * C + (size_t)h * hd;
+    const float *K = cache_at(j->st[r], j->layer, 0, h);
+    const float *Vc = cache_at(j->st[r], j->layer, 1, h);
+    const int n = j->pos[r] + 1;
+    for (int t = 0; t < n; t++)
+        sc[t] = kd_dot(q, K + (size_t)t * hd, hd) * scale;
+    kd_softmax(sc, n);
+    float *o = j->att + (size_t)r * C + (size_t)h * hd;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int t = 0; t < n; t++)
+        kd_axpy(o, sc[t], Vc + (size_t)t * hd, hd);
 }
 
 /* Runs R rows described by scratch->row_st/row_pos/row_out and ids; `sc` is the state whose
@@ -357,7 +356,7 @@ static void forward_rows(const gpt2_model *g, gpt2_state *sc, const int32_t *ids
             }
         }
         attn_job aj = {g, l, R, sc->row_st, sc->row_pos, sc->qkv, sc->att, sc->scores};
-        kd_pool_run(g->pool, attn_task, &aj);
+        kd_pool_run(g->pool, R * g->H, attn_task, &aj);
         linear(g, sc->x, sc->att, y->aproj_w, y->aproj_b, R, C, C, 1);
         for (int r = 0; r < R; r++)
             kd_layernorm(sc->h + (size_t)r * C, sc->x + (size_t)r * C, y->ln_2_w, y->ln_2_b, C, g->eps);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,18 +17,24 @@
 #endif
 
 /* ------------------------------------------------------------------------------------------
- * Thread pool
+ * Thread pool with dynamically claimed chunks
  *
- *   caller: lock run_lock -> publish job, gen++ (under mu) + broadcast -> run slice 0
- *           -> spin until pending == 0 -> unlock run_lock
- *   worker: spin on gen (KD_SPIN rounds) -> else sleep on cond -> run slice ith -> pending--
+ *   state = (job << 32) | next_chunk; next_chunk == CLOSED when no job is open.
  *
- * Workers spin briefly after a job because a decoding step issues ~50 jobs back to back;
- * sleeping between them would cost a futex wake-up each time. The caller yields its CPU
- * while waiting so that an oversubscribed machine still makes progress.
+ *   caller: lock run_lock -> fn/ctx/n, done = 0 -> state = (job, 0) + broadcast (under mu)
+ *           -> claim chunks itself -> spin (then yield) until done == n -> state = (job, CLOSED)
+ *   worker: spin on state's job (KD_SPIN rounds), else sleep on cond -> read fn/ctx/n ->
+ *           claim chunks by CAS on the whole state word (fails once the job changed or closed,
+ *           so a late worker can never run a stale job's chunk) -> done++ per chunk
+ *
+ * The caller never waits for a worker that has not started: if the other threads are busy
+ * (an oversubscribed machine), it runs every chunk itself. Each chunk's work is fixed by its
+ * index, not by the thread that runs it, so results are bitwise reproducible.
  * ------------------------------------------------------------------------------------------ */
-#define KD_SPIN 20000  /* worker: pause rounds (~0.5 ms) before sleeping */
+#define KD_SPIN 2000   /* worker: pause rounds (~50 us) before sleeping; short so that idle workers
+                        * do not compete with OpenBLAS's threads during prompt sgemms */
 #define KD_WAIT_SPIN 256 /* caller: pause rounds before yielding the CPU to a late worker */
+#define KD_CLOSED 0xFFFFFFFFu
 
 typedef struct kd_worker {
     kd_pool *pool;
@@ -42,11 +49,13 @@ struct kd_pool {
     pthread_mutex_t run_lock;    /* serialises kd_pool_run callers */
     pthread_mutex_t mu;          /* guards sleeping on cond */
     pthread_cond_t cond;
-    atomic_uint gen;             /* job generation; bumped once per job */
-    atomic_int pending;          /* workers still running the current job */
+    uint32_t job;                /* last job id (under run_lock) */
+    _Atomic uint64_t state;      /* (job << 32) | next chunk */
+    atomic_int done;             /* chunks finished in the open job */
     atomic_int quit;
-    kd_task_fn fn;
-    void *ctx;
+    _Atomic(kd_chunk_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_int n_chunks;
 };
 
 static inline void kd_relax(void)
@@ -56,31 +65,49 @@ static inline void kd_relax(void)
 #endif
 }
 
+/* Claims and runs chunks of job `job` until none is left or the job changed. */
+static void kd_claim_loop(kd_pool *p, uint32_t job, kd_chunk_fn fn, void *ctx, int n, int ith)
+{
+    for (;;) {
+        uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+        const uint32_t c = (uint32_t)s;
+        if ((uint32_t)(s >> 32) != job || c >= (uint32_t)n)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        fn(ctx, (int)c, ith);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
 static void *kd_worker_main(void *arg)
 {
     kd_worker *w = arg;
     kd_pool *p = w->pool;
-    unsigned seen = 0; /* gen at pool creation: a job may be published before this thread runs */
+    uint32_t seen = 0; /* the job id at pool creation: a job may be published before this runs */
     for (;;) {
-        unsigned g = seen;
+        uint32_t job = seen;
         for (int i = 0; i < KD_SPIN; i++) {
-            g = atomic_load_explicit(&p->gen, memory_order_acquire);
-            if (g != seen || atomic_load_explicit(&p->quit, memory_order_relaxed))
+            job = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32);
+            if (job != seen || atomic_load_explicit(&p->quit, memory_order_relaxed))
                 break;
             kd_relax();
         }
-        if (g == seen) {
+        if (job == seen) {
             pthread_mutex_lock(&p->mu);
-            while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
+            while ((job = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32)) == seen &&
                    !atomic_load_explicit(&p->quit, memory_order_relaxed))
                 pthread_cond_wait(&p->cond, &p->mu);
             pthread_mutex_unlock(&p->mu);
         }
         if (atomic_load_explicit(&p->quit, memory_order_acquire))
             break;
-        seen = g;
-        p->fn(p->ctx, w->ith, p->nth);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        seen = job;
+        /* fn/ctx/n may belong to a newer job if this one already ended: then every claim fails. */
+        kd_chunk_fn fn = atomic_load_explicit(&p->fn, memory_order_acquire);
+        void *ctx = atomic_load_explicit(&p->ctx, memory_order_acquire);
+        int n = atomic_load_explicit(&p->n_chunks, memory_order_acquire);
+        kd_claim_loop(p, job, fn, ctx, n, w->ith);
     }
     return NULL;
 }
@@ -110,9 +137,12 @@ mcli_status kd_pool_new(int n_threads, kd_pool **out, mcli_err *err)
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
-    atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->state, (uint64_t)KD_CLOSED);
+    atomic_init(&p->done, 0);
     atomic_init(&p->quit, 0);
+    atomic_init(&p->fn, NULL);
+    atomic_init(&p->ctx, NULL);
+    atomic_init(&p->n_chunks, 0);
     if (n_threads > 1) {
         p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
         if (!p->workers) {
@@ -153,28 +183,47 @@ void kd_pool_free(kd_pool *p)
 
 int kd_pool_threads(const kd_pool *p) { return p ? p->nth : 1; }
 
-void kd_pool_run(kd_pool *p, kd_task_fn fn, void *ctx)
+void kd_pool_run(kd_pool *p, int n_chunks, kd_chunk_fn fn, void *ctx)
 {
-    if (!p || p->nth <= 1 || p->n_started != p->nth - 1) {
-        fn(ctx, 0, 1);
+    if (n_chunks <= 0)
+        return;
+    if (!p || p->nth <= 1 || p->n_started != p->nth - 1 || n_chunks == 1) {
+        for (int c = 0; c < n_chunks; c++)
+            fn(ctx, c, 0);
         return;
     }
     pthread_mutex_lock(&p->run_lock);
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->nth - 1, memory_order_relaxed);
+    const uint32_t job = ++p->job;
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&p->n_chunks, n_chunks, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store_explicit(&p->state, (uint64_t)job << 32, memory_order_release);
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
-    fn(ctx, 0, p->nth);
+    kd_claim_loop(p, job, fn, ctx, n_chunks, 0);
     unsigned spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_chunks) {
         kd_relax();
         if (++spins > KD_WAIT_SPIN)
-            sched_yield(); /* the machine is oversubscribed: let the worker run */
+            sched_yield(); /* a worker holds a chunk but has no CPU: let it run */
     }
+    atomic_store_explicit(&p->state, ((uint64_t)job << 32) | KD_CLOSED, memory_order_release);
     pthread_mutex_unlock(&p->run_lock);
+}
+
+/* Chunk count for n items split into pieces of at least `min_piece`, about `per_thread`
+ * chunks per thread (so that a late thread's share is small). */
+static int kd_chunks(const kd_pool *p, int n, int min_piece, int per_thread, int align, int *piece)
+{
+    int want = kd_pool_threads(p) * per_thread;
+    int w = (n + want - 1) / want;
+    if (w < min_piece)
+        w = min_piece;
+    w = (w + align - 1) / align * align;
+    *piece = w;
+    return (n + w - 1) / w;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -266,6 +315,7 @@ typedef struct {
     size_t ldx;
     const float *W, *b;
     int M, K, N, accumulate;
+    int piece; /* columns per chunk */
 } kn_job;
 
 static void kn_range(const kn_job *j, int n0, int n1)
@@ -320,26 +370,23 @@ static void kn_range(const kn_job *j, int n0, int n1)
     }
 }
 
-static void kn_task(void *ctx, int ith, int nth)
+static void kn_task(void *ctx, int chunk, int ith)
 {
+    (void)ith;
     const kn_job *j = ctx;
-    int chunk = (j->N + nth - 1) / nth;
-    chunk = (chunk + 15) & ~15;
-    int n0 = ith * chunk, n1 = n0 + chunk;
+    int n0 = chunk * j->piece, n1 = n0 + j->piece;
     if (n1 > j->N)
         n1 = j->N;
-    if (n0 >= n1)
-        return;
-    int tile = j->M == 1 ? n1 - n0 : 512;
-    for (int t = n0; t < n1; t += tile)
-        kn_range(j, t, t + tile < n1 ? t + tile : n1);
+    for (int t = n0; t < n1; t += 512)
+        kn_range(j, t, t + 512 < n1 ? t + 512 : n1);
 }
 
 void kd_matmul_kn(kd_pool *p, float *y, size_t ldy, const float *x, size_t ldx, const float *W,
                   const float *b, int M, int K, int N, int accumulate)
 {
-    kn_job j = {y, ldy, x, ldx, W, b, M, K, N, accumulate};
-    kd_pool_run(p, kn_task, &j);
+    kn_job j = {y, ldy, x, ldx, W, b, M, K, N, accumulate, 0};
+    int n = kd_chunks(p, N, 64, 8, 16, &j.piece);
+    kd_pool_run(p, n, kn_task, &j);
 }
 
 void kd_ref_matmul_kn(float *y, size_t ldy, const float *x, size_t ldx, const float *W, const float *b, int M,
@@ -365,14 +412,15 @@ typedef struct {
     size_t ldx;
     const float *E;
     int M, K, N;
+    int piece; /* rows of E per chunk */
 } nk_job;
 
-static void nk_task(void *ctx, int ith, int nth)
+static void nk_task(void *ctx, int chunk, int ith)
 {
+    (void)ith;
     const nk_job *j = ctx;
     const int K = j->K;
-    int chunk = (j->N + nth - 1) / nth;
-    int r0 = ith * chunk, r1 = r0 + chunk;
+    int r0 = chunk * j->piece, r1 = r0 + j->piece;
     if (r1 > j->N)
         r1 = j->N;
     int r = r0;
@@ -407,8 +455,9 @@ static void nk_task(void *ctx, int ith, int nth)
 
 void kd_matmul_nk(kd_pool *p, float *const *y, const float *x, size_t ldx, const float *E, int M, int K, int N)
 {
-    nk_job j = {y, x, ldx, E, M, K, N};
-    kd_pool_run(p, nk_task, &j);
+    nk_job j = {y, x, ldx, E, M, K, N, 0};
+    int n = kd_chunks(p, N, 64, 16, 4, &j.piece);
+    kd_pool_run(p, n, nk_task, &j);
 }
 
 void kd_ref_matmul_nk(float *const *y, const float *x, size_t ldx, const float *E, int M, int K, int N)

@@ -25,17 +25,20 @@
 /* ---- thread pool ---- */
 typedef struct kd_pool kd_pool;
 
-/* A job slice: thread ith of nth (0 <= ith < nth). */
-typedef void (*kd_task_fn)(void *ctx, int ith, int nth);
+/* One chunk of a job; ith (0 <= ith < threads) names the thread running it, for per-thread
+ * scratch. What a chunk computes must depend on `chunk` only (reproducible results). */
+typedef void (*kd_chunk_fn)(void *ctx, int chunk, int ith);
 
 /* n_threads <= 0 means the CPUs available to the process. The caller's thread counts as
  * one of them: n_threads - 1 workers are started. */
 mcli_status kd_pool_new(int n_threads, kd_pool **out, mcli_err *err) MCLI_MUST_USE;
 void kd_pool_free(kd_pool *p);
 int kd_pool_threads(const kd_pool *p);
-/* Runs fn(ctx, i, n) for i in [0, n) on the pool's threads (i = 0 on the caller's) and
- * returns when all are done. p may be NULL: runs fn(ctx, 0, 1) inline. */
-void kd_pool_run(kd_pool *p, kd_task_fn fn, void *ctx);
+/* Runs fn(ctx, c, ith) once for every chunk c in [0, n_chunks), claimed dynamically by the
+ * caller's thread (ith 0) and the workers that are awake, and returns when all are done.
+ * A busy machine degrades to the caller running everything, never to waiting for a thread
+ * that has no CPU. p may be NULL: runs the chunks inline. */
+void kd_pool_run(kd_pool *p, int n_chunks, kd_chunk_fn fn, void *ctx);
 
 /* The CPUs this process may run on (sched_getaffinity), at least 1. */
 int kd_cpus_available(void);

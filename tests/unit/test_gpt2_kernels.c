@@ -1,7 +1,7 @@
 /* Decoder kernels (kernels_decode.c): the streaming matrix products against their plain double
  * references over odd shapes (tails of 1..15 columns, K not a multiple of 4 or 8, M = 1..9),
  * on 1 and 3 pool threads; gelu_new, softmax, layer norm against libm; the pool runs every
- * slice exactly once and survives many back-to-back jobs. */
+ * chunk exactly once and survives many back-to-back jobs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,20 +147,26 @@ static void gelu_new_softmax_layernorm_match_libm(void **state)
         assert_float_equal(out[i], (v[i] - mean) / sqrt(var + 1e-5) * g[i] + b[i], 1e-5);
 }
 
+enum { N_CHUNKS = 37 };
+
 typedef struct {
-    atomic_int hits[8];
-    atomic_int total;
+    atomic_int hits[N_CHUNKS];
+    atomic_int by_thread[8];
+    int nth;
 } count_job;
 
-static void count_task(void *ctx, int ith, int nth)
+static void count_task(void *ctx, int chunk, int ith)
 {
     count_job *j = ctx;
-    assert_true(ith >= 0 && ith < nth && nth <= 8);
-    atomic_fetch_add(&j->hits[ith], 1);
-    atomic_fetch_add(&j->total, 1);
+    assert_true(chunk >= 0 && chunk < N_CHUNKS);
+    assert_true(ith >= 0 && ith < j->nth);
+    atomic_fetch_add(&j->hits[chunk], 1);
+    atomic_fetch_add(&j->by_thread[ith], 1);
 }
 
-static void pool_runs_each_slice_once_per_job(void **state)
+/* Every chunk runs exactly once per job, on a valid thread index, over many back-to-back
+ * jobs (workers sleeping and waking, or arriving late and finding nothing left). */
+static void pool_runs_each_chunk_exactly_once_per_job(void **state)
 {
     (void)state;
     for (int nth = 1; nth <= 4; nth++) {
@@ -170,18 +176,25 @@ static void pool_runs_each_slice_once_per_job(void **state)
         assert_int_equal(kd_pool_threads(p), nth);
         count_job j;
         memset(&j, 0, sizeof j);
+        j.nth = nth;
         for (int rep = 0; rep < 300; rep++)
-            kd_pool_run(p, count_task, &j);
+            kd_pool_run(p, N_CHUNKS, count_task, &j);
+        int total = 0;
+        for (int c = 0; c < N_CHUNKS; c++)
+            assert_int_equal(atomic_load(&j.hits[c]), 300);
         for (int i = 0; i < nth; i++)
-            assert_int_equal(atomic_load(&j.hits[i]), 300);
-        assert_int_equal(atomic_load(&j.total), 300 * nth);
+            total += atomic_load(&j.by_thread[i]);
+        assert_int_equal(total, 300 * N_CHUNKS);
+        kd_pool_run(p, 0, count_task, &j); /* no chunks: nothing runs */
+        assert_int_equal(atomic_load(&j.hits[0]), 300);
         kd_pool_free(p);
     }
-    /* NULL pool: inline, one slice */
+    /* NULL pool: inline on thread 0 */
     count_job j;
     memset(&j, 0, sizeof j);
-    kd_pool_run(NULL, count_task, &j);
-    assert_int_equal(atomic_load(&j.hits[0]), 1);
+    j.nth = 1;
+    kd_pool_run(NULL, N_CHUNKS, count_task, &j);
+    assert_int_equal(atomic_load(&j.by_thread[0]), N_CHUNKS);
     kd_pool_free(NULL);
 }
 
@@ -191,7 +204,7 @@ int main(void)
         cmocka_unit_test(matmul_kn_matches_reference_on_odd_shapes),
         cmocka_unit_test(matmul_nk_matches_reference_on_odd_shapes),
         cmocka_unit_test(gelu_new_softmax_layernorm_match_libm),
-        cmocka_unit_test(pool_runs_each_slice_once_per_job),
+        cmocka_unit_test(pool_runs_each_chunk_exactly_once_per_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
