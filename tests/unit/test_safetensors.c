@@ -172,6 +172,100 @@ static void lookup_tries_prefix_and_exact_names(void **state)
     weights_free(w);
 }
 
+/* Builds a weights set holding one 1-element F32 tensor per name. */
+static mcli_weights *set_of(const char *const *names, size_t n)
+{
+    static const float one = 1.0f;
+    mcli_weights *w = NULL;
+    mcli_err err;
+    assert_int_equal(wb_new(&w, &err), MCLI_OK);
+    int64_t shape[1] = {1};
+    for (size_t i = 0; i < n; i++) {
+        wb_tensor_desc d = {.name = names[i],
+                            .name_len = strlen(names[i]),
+                            .dt = MCLI_DT_F32,
+                            .ndim = 1,
+                            .shape = shape,
+                            .src = (const uint8_t *)&one};
+        assert_int_equal(wb_add_tensor(w, &d, &err), MCLI_OK);
+    }
+    assert_int_equal(wb_finish(w, &err), MCLI_OK);
+    return w;
+}
+
+static void lookup_table_covers_real_checkpoint_spellings(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "bert.embeddings.LayerNorm.gamma", /* pytorch-pretrained-bert */
+        "bert.encoder.layer.0.output.LayerNorm.beta",
+        "cls.predictions.transform.LayerNorm.gamma", /* head without prefix, old spelling */
+        "distilbert.transformer.layer.0.ffn.lin1.weight",
+        "distilbert.transformer.layer.0.sa_layer_norm.weight",
+        "vocab_layer_norm.bias",
+        "h.0.ln_1.weight", /* original gpt2: no prefix */
+        "transformer.wte.weight",
+        "lm_head.weight",
+    };
+    static const struct {
+        const char *prefix, *canonical, *want;
+    } cases[] = {
+        {"bert", "embeddings.LayerNorm.weight", "bert.embeddings.LayerNorm.gamma"},
+        {"bert", "encoder.layer.0.output.LayerNorm.bias", "bert.encoder.layer.0.output.LayerNorm.beta"},
+        {"bert", "encoder.layer.0.output.LayerNorm.weight", NULL},
+        {"bert", "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.gamma"},
+        {"distilbert", "transformer.layer.0.ffn.lin1.weight",
+         "distilbert.transformer.layer.0.ffn.lin1.weight"},
+        {"distilbert", "transformer.layer.0.sa_layer_norm.weight",
+         "distilbert.transformer.layer.0.sa_layer_norm.weight"},
+        {"distilbert", "vocab_layer_norm.bias", "vocab_layer_norm.bias"},
+        {"transformer", "h.0.ln_1.weight", "h.0.ln_1.weight"},
+        {"transformer", "wte.weight", "transformer.wte.weight"},
+        {"transformer", "lm_head.weight", "lm_head.weight"},
+        {"transformer", "h.1.ln_1.weight", NULL},
+        {"", "wte.weight", NULL},
+        {NULL, "transformer.wte.weight", "transformer.wte.weight"},
+        {"bert", "", NULL},
+    };
+    mcli_weights *w = set_of(names, sizeof names / sizeof *names);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const mcli_tensor *t = weights_lookup(w, cases[i].prefix, cases[i].canonical);
+        const char *got = t ? t->name : NULL;
+        if ((got == NULL) != (cases[i].want == NULL) || (got && strcmp(got, cases[i].want) != 0))
+            fail_msg("lookup(%s, %s) = %s, want %s", cases[i].prefix ? cases[i].prefix : "NULL",
+                     cases[i].canonical, got ? got : "NULL", cases[i].want ? cases[i].want : "NULL");
+    }
+    /* over-long names cannot overflow the lookup's buffers */
+    char big[2048];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_null(weights_lookup(w, "bert", big));
+    assert_null(weights_lookup(w, big, "wte.weight"));
+    assert_null(weights_lookup(NULL, "bert", "x"));
+    weights_free(w);
+}
+
+static void duplicate_names_are_refused(void **state)
+{
+    (void)state;
+    static const float one = 1.0f;
+    mcli_weights *w = NULL;
+    mcli_err err;
+    assert_int_equal(wb_new(&w, &err), MCLI_OK);
+    int64_t shape[1] = {1};
+    wb_tensor_desc d = {.name = "x",
+                        .name_len = 1,
+                        .dt = MCLI_DT_F32,
+                        .ndim = 1,
+                        .shape = shape,
+                        .src = (const uint8_t *)&one};
+    assert_int_equal(wb_add_tensor(w, &d, &err), MCLI_OK);
+    assert_int_equal(wb_add_tensor(w, &d, &err), MCLI_OK);
+    assert_int_equal(wb_finish(w, &err), MCLI_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "'x' appears twice"));
+    weights_free(w);
+}
+
 /* ---- hostile input ---- */
 
 static void expect_open_fails(const char *path, mcli_status code, const char *needle)
@@ -457,6 +551,8 @@ int main(void)
         cmocka_unit_test(sharded_index_loads_every_shard),
         cmocka_unit_test(f32_is_zero_copy_and_f16_is_converted),
         cmocka_unit_test(lookup_tries_prefix_and_exact_names),
+        cmocka_unit_test(lookup_table_covers_real_checkpoint_spellings),
+        cmocka_unit_test(duplicate_names_are_refused),
         cmocka_unit_test(hostile_fixture_files_are_clear_errors),
         cmocka_unit_test(header_table_rejects_every_malformed_case),
         cmocka_unit_test(short_files_are_rejected),
