@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "engine/bert.h"
 #include "engine/engine.h"
@@ -354,6 +355,73 @@ static void bad_inputs_are_rejected_with_clear_errors(void **state)
     fixture_close(f);
 }
 
+/* A copy of the bert_cls directory whose config.json has one field replaced (JSON text patch);
+ * returns the directory (mkdtemp) for engine_load; rm_dir removes it. */
+static void make_variant(char *dir, size_t cap, const char *from, const char *to)
+{
+    snprintf(dir, cap, "/tmp/mcli-test-bert-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char src[512], dst[600];
+    const char *files[] = {"model.safetensors", "vocab.txt", "tokenizer_config.json"};
+    for (size_t i = 0; i < 3; i++) {
+        fixture_path(src, sizeof src, "bert_cls", files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        assert_int_equal(symlink(src, dst), 0);
+    }
+    fixture_path(src, sizeof src, "bert_cls", "config.json");
+    FILE *f = fopen(src, "rb");
+    assert_non_null(f);
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *at = strstr(text, from);
+    assert_non_null(at);
+    snprintf(dst, sizeof dst, "%s/config.json", dir);
+    f = fopen(dst, "wb");
+    assert_non_null(f);
+    fwrite(text, 1, (size_t)(at - text), f);
+    fputs(to, f);
+    fputs(at + strlen(from), f);
+    fclose(f);
+}
+
+static void rm_dir(const char *dir)
+{
+    const char *files[] = {"model.safetensors", "vocab.txt", "tokenizer_config.json", "config.json"};
+    char p[600];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static void checkpoint_that_disagrees_with_its_config_is_a_format_error(void **state)
+{
+    (void)state;
+    struct {
+        const char *from, *to, *expect;
+    } cases[] = {
+        {"\"intermediate_size\": 64", "\"intermediate_size\": 65", "expected (65, 32)"},
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3", "encoder.layer.2.attention.self.query.weight"},
+        {"\"num_labels\": 3", "\"num_labels\": 2", "classifier has 3 outputs"},
+        {"\"num_attention_heads\": 4", "\"num_attention_heads\": 5", "not a multiple of the 5 attention heads"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[64];
+        make_variant(dir, sizeof dir, cases[i].from, cases[i].to);
+        mcli_model *m = NULL;
+        mcli_err err = {0};
+        mcli_status st = engine_load(dir, NULL, &m, &err);
+        rm_dir(dir);
+        assert_null(m);
+        assert_int_equal(st, MCLI_ERR_FORMAT);
+        if (!strstr(err.msg, cases[i].expect))
+            fail_msg("case %zu: \"%s\" does not mention \"%s\"", i, err.msg, cases[i].expect);
+    }
+}
+
 /* One model, four threads calling embed and classify at once: every result equals the reference. */
 typedef struct {
     fixture *f;
@@ -432,6 +500,7 @@ int main(void)
         cmocka_unit_test(batch_larger_than_one_chunk_matches_torch),
         cmocka_unit_test(bad_inputs_are_rejected_with_clear_errors),
         cmocka_unit_test(concurrent_calls_on_one_model_all_match_torch),
+        cmocka_unit_test(checkpoint_that_disagrees_with_its_config_is_a_format_error),
         cmocka_unit_test(missing_model_directory_is_not_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
