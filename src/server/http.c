@@ -594,8 +594,10 @@ static void *detached_main(void *p)
     if (job->on_start)
         job->on_start(job, r);
     job->status = job->call(job, NULL, r, &job->err);
+    server *s = r->srv;
     job_on_done(job, r); /* drops the job's reference on r */
     sched_job_unref(job);
+    atomic_fetch_sub(&s->detached, 1);
     return NULL;
 }
 
@@ -624,9 +626,11 @@ void req_run_detached(http_req *r, sched_job *job, bool stream, const char *ctyp
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&r->srv->detached, 1);
     int rc = pthread_create(&t, &attr, detached_main, a);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
+        atomic_fetch_sub(&r->srv->detached, 1);
         free(a);
         r->phase = PH_READ;
         r->job = NULL;
@@ -1065,6 +1069,7 @@ mcli_status server_new(const server_opts *opts, server **out, mcli_err *err)
     atomic_init(&s->in_flight, 0);
     atomic_init(&s->stopping, false);
     atomic_init(&s->cancel_all, false);
+    atomic_init(&s->detached, 0);
     *out = s;
     return MCLI_OK;
 }
@@ -1138,6 +1143,13 @@ void server_shutdown(server *s, double grace_s)
     /* Joining the workers completes every job, which resumes every suspended connection. */
     for (size_t i = 0; i < s->n_models; i++)
         sched_stop(s->models[i].sched);
+    /* A detached pull may sit in a network call: its suspended connection must be resumed before
+     * MHD_stop_daemon, so wait for it (curl's own timeouts bound this). */
+    for (int waited = 0; atomic_load(&s->detached) > 0; waited++) {
+        if (waited % 500 == 0)
+            LOG_WARN("waiting for %d pull(s) to stop", atomic_load(&s->detached));
+        usleep(10000);
+    }
     wait_idle(s, 2.0);
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;

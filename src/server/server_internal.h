@@ -61,6 +61,7 @@ struct server {
     atomic_long in_flight;
     atomic_bool stopping;
     atomic_bool cancel_all;     /* shutdown grace over: long-running detached work stops */
+    atomic_int detached;        /* detached threads (pulls) still running */
     time_t started;
 };
 
