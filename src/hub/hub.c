@@ -622,11 +622,20 @@ mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err
         if ((st = plan_by_probing(&c, err)) != MCLI_OK)
             goto done;
     } else {
-        for (size_t i = 0; i < c.n_files; i++) {
-            if ((st = head_file(&c, c.files[i].name, &c.files[i].meta, err)) != MCLI_OK) {
+        for (size_t i = 0; i < c.n_files;) {
+            st = head_file(&c, c.files[i].name, &c.files[i].meta, err);
+            if (st == MCLI_ERR_NOT_FOUND && i >= 2) {
+                /* Listed but not served: an optional file is just skipped (config and weights are not). */
+                LOG_WARN("hub: %s: %s is listed but not found; skipping it", o->repo, c.files[i].name);
+                memmove(&c.files[i], &c.files[i + 1], (c.n_files - i - 1) * sizeof c.files[0]);
+                c.n_files--;
+                continue;
+            }
+            if (st != MCLI_OK) {
                 mcli_err_prefix(err, "%s", c.o->repo);
                 goto done;
             }
+            i++;
         }
     }
     for (size_t i = 0; i < c.n_files; i++)
@@ -644,7 +653,8 @@ mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err
     for (size_t i = 0; i < c.n_files; i++) {
         if ((st = fetch_one(&c, i, err)) != MCLI_OK)
             goto done;
-        const char *name = c.files[i].name;
+        char name[MANIFEST_NAME_MAX]; /* a copy: plan_shards() may move c.files */
+        snprintf(name, sizeof name, "%s", c.files[i].name);
         if (strcmp(name, "config.json") == 0 && !o->any_architecture && (st = check_architecture(&c, err)) != MCLI_OK) {
             if (c.old.n_files == 0) {
                 char p[4400];

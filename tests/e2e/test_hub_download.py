@@ -273,6 +273,23 @@ def test_without_the_api_listing_files_are_probed(hub, env):
     assert hub.requests(server="hub", method="HEAD", contains="tokenizer.json")
 
 
+def test_a_listed_optional_file_that_404s_is_skipped_but_a_missing_weights_file_fails(hub, env):
+    hub.add_fault("status", match="/tokenizer_config.json", server="hub", times=-1, status=404,
+                  error_code="EntryNotFound")
+    r = pull(env, GPT2)
+    assert r.returncode == 0, r.stderr
+    assert "tokenizer_config.json is listed but not found" in r.stderr
+    d = model_dir(env, GPT2)
+    assert not os.path.exists(os.path.join(d, "tokenizer_config.json"))
+    assert {f["name"] for f in read_manifest(d)["files"]} == {"config.json", "model.safetensors", "vocab.json",
+                                                              "merges.txt"}
+    hub.reset()
+    hub.add_fault("status", match="/model.safetensors", server="hub", times=-1, status=404,
+                  error_code="EntryNotFound")
+    r = pull(env, "tiny-org/tiny-bert")
+    assert r.returncode == 1 and "file not found" in r.stderr
+
+
 def test_sharded_safetensors_pull_the_index_and_every_shard(hub, env):
     r = pull(env, "tiny-org/sharded-bert")
     assert r.returncode == 0, r.stderr
