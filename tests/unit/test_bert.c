@@ -51,7 +51,7 @@ static size_t json_ints(json_t *a, int32_t *dst)
     return json_array_size(a);
 }
 
-static fixture *fixture_open(const char *model)
+static fixture *fixture_open_threads(const char *model, int n_threads)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
@@ -64,7 +64,7 @@ static fixture *fixture_open(const char *model)
     assert_string_equal(json_string_value(json_object_get(f->ref, "version")), REF_VERSION);
     fixture_path(path, sizeof path, model, NULL);
     mcli_err err = {0};
-    mcli_engine_opts opts = {.n_threads = 1};
+    mcli_engine_opts opts = {.n_threads = n_threads};
     if (engine_load(path, &opts, &f->m, &err) != MCLI_OK)
         fail_msg("engine_load(%s): %s", path, err.msg);
     f->H = engine_info(f->m)->config->hidden_size;
@@ -85,6 +85,11 @@ static fixture *fixture_open(const char *model)
         }
     }
     return f;
+}
+
+static fixture *fixture_open(const char *model)
+{
+    return fixture_open_threads(model, 1);
 }
 
 static void fixture_close(fixture *f)
@@ -422,7 +427,8 @@ static void checkpoint_that_disagrees_with_its_config_is_a_format_error(void **s
     }
 }
 
-/* One model, four threads calling embed and classify at once: every result equals the reference. */
+/* One model (2 OpenBLAS threads), four threads calling embed and classify at once, small calls
+ * and big ones: every result equals the reference. */
 typedef struct {
     fixture *f;
     int bad;
@@ -456,6 +462,29 @@ static void *concurrent_worker(void *p)
                     w->bad = 1;
         }
     }
+    /* A batch big enough (9600 tokens) for OpenBLAS to use its own threads inside each call. */
+    enum { BIG = 600 };
+    mcli_seq *many = malloc(BIG * sizeof *many);
+    float *big = malloc(BIG * H * sizeof *big);
+    if (!many || !big) {
+        w->bad = 1;
+    } else {
+        for (size_t i = 0; i < BIG; i++)
+            many[i] = f->seqs[4]; /* the max-length sequence */
+        for (int it = 0; it < 2 && !w->bad; it++) {
+            mcli_err err = {0};
+            if (engine_embed(f->m, many, BIG, MCLI_POOL_MEAN, false, big, &err) != MCLI_OK) {
+                w->bad = 1;
+                break;
+            }
+            for (size_t i = 0; i < BIG; i += 97)
+                for (size_t j = 0; j < H; j++)
+                    if (fabs(big[i * H + j] - json_number_value(json_array_get(json_array_get(mean, 4), j))) > TOL)
+                        w->bad = 1;
+        }
+    }
+    free(many);
+    free(big);
     free(out);
     return NULL;
 }
@@ -463,7 +492,7 @@ static void *concurrent_worker(void *p)
 static void concurrent_calls_on_one_model_all_match_torch(void **state)
 {
     (void)state;
-    fixture *f = fixture_open("bert_cls");
+    fixture *f = fixture_open_threads("bert_cls", 2);
     pthread_t t[4];
     worker_ctx w[4];
     for (int i = 0; i < 4; i++) {
