@@ -232,6 +232,30 @@ static bool pid_alive(long pid)
     return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
 }
 
+/* True unless /proc says pid runs something other than `mcli ... start` (a reused pid must not be
+ * signalled by `stop`). */
+static bool pid_is_service(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return true; /* no /proc: trust the pid file */
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (n == 0)
+        return false;
+    const char *exe = strrchr(buf, '/');
+    exe = exe ? exe + 1 : buf;
+    bool is_mcli = strstr(exe, "mcli") != NULL, has_start = false;
+    for (size_t i = strlen(buf) + 1; i < n; i += strlen(buf + i) + 1)
+        if (strcmp(buf + i, "start") == 0)
+            has_start = true;
+    return is_mcli && has_start;
+}
+
 /* Reads the pid file; false if absent or unreadable (a malformed one is reported). */
 static bool pidfile_read(const char *path, pid_info *out)
 {
@@ -299,7 +323,7 @@ static bool find_service(const svc_settings *s, pid_info *pi)
 {
     if (!pidfile_read(s->pid_file, pi))
         return false;
-    if (pid_alive(pi->pid))
+    if (pid_alive(pi->pid) && pid_is_service(pi->pid))
         return true;
     unlink(s->pid_file);
     return false;

@@ -24,7 +24,7 @@
 #include "util/log.h"
 
 #define SVC_CONN_LIMIT 128
-#define SVC_CONN_TIMEOUT_S 600
+#define SVC_CONN_TIMEOUT_S 120
 
 void service_routes_shutdown(service *s);
 void service_routes_free(service *s);

@@ -388,3 +388,19 @@ def test_memory_budget_evicts_the_least_recently_used_model(tmp_path):
         assert s.get("/models/summary")[1]["memory_usage_mb"] <= 1.0
     finally:
         s.stop()
+
+
+def test_a_pid_file_naming_another_live_process_is_stale(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        (models / "service.pid").write_text(json.dumps({"pid": other.pid, "host": "127.0.0.1", "port": 1}))
+        r = run_mcli("stop", "--models-dir", str(models))
+        assert r.returncode == 0 and "not running" in r.stdout
+        assert other.poll() is None  # stop never signals a process that is not the service
+        r = run_mcli("status", "--models-dir", str(models))
+        assert r.returncode == 3
+    finally:
+        other.kill()
+        other.wait()
