@@ -488,7 +488,7 @@ static bool http_transient(long s)
 }
 
 /* Backoff before attempt number `attempt` (1-based, after a failure), honouring Retry-After. */
-static long backoff_ms(const dl_policy *p, int attempt, const char *retry_after)
+long dl_backoff_ms(const dl_policy *p, int attempt, const char *retry_after)
 {
     long d = p->base_delay_ms;
     for (int i = 1; i < attempt && d < p->max_delay_ms; i++)
@@ -521,7 +521,7 @@ static void sleep_ms(long ms)
 }
 
 /* Normalises an ETag value: drops W/ and quotes. */
-static void norm_etag(const char *in, char *out, size_t cap)
+void dl_norm_etag(const char *in, char *out, size_t cap)
 {
     if (strncmp(in, "W/", 2) == 0)
         in += 2;
@@ -549,7 +549,7 @@ static bool is_hex(const char *s, size_t n)
 }
 
 /* Strict decimal for Content-Length-like values: digits only, no sign, fits int64. */
-static bool parse_size(const char *s, int64_t *out)
+bool dl_parse_size(const char *s, int64_t *out)
 {
     if (!*s)
         return false;
@@ -612,7 +612,7 @@ mcli_status dl_head(const char *url, const char *token, const dl_policy *policy,
         if (rc == CURLE_OK && (s == 200 || (s >= 300 && s < 400))) {
             out->http_status = (int)s;
             char raw[HDR_VALUE_MAX];
-            norm_etag(x.linked_etag[0] ? x.linked_etag : x.etag, raw, sizeof raw);
+            dl_norm_etag(x.linked_etag[0] ? x.linked_etag : x.etag, raw, sizeof raw);
             str_copy(out->etag, sizeof out->etag, raw);
             out->lfs = x.linked_etag[0] != '\0';
             if (is_hex(out->etag, 64))
@@ -623,9 +623,9 @@ mcli_status dl_head(const char *url, const char *token, const dl_policy *policy,
                 if (*p >= 'A' && *p <= 'F')
                     *p = (char)(*p - 'A' + 'a');
             int64_t size;
-            if (x.linked_size[0] && parse_size(x.linked_size, &size))
+            if (x.linked_size[0] && dl_parse_size(x.linked_size, &size))
                 out->size = size;
-            else if (s == 200 && x.content_length[0] && parse_size(x.content_length, &size))
+            else if (s == 200 && x.content_length[0] && dl_parse_size(x.content_length, &size))
                 out->size = size;
             if (is_hex(x.repo_commit, 40))
                 str_copy(out->commit, sizeof out->commit, x.repo_commit);
@@ -643,7 +643,7 @@ mcli_status dl_head(const char *url, const char *token, const dl_policy *policy,
                 mcli_err_prefix(err, "after %d attempts", attempt);
             return st;
         }
-        long d = backoff_ms(policy, attempt, x.retry_after);
+        long d = dl_backoff_ms(policy, attempt, x.retry_after);
         LOG_WARN("hub: %s: %s; retrying in %ld ms (attempt %d of %d)", url,
                  rc != CURLE_OK ? curl_easy_strerror(rc) : "server busy or failing", d, attempt + 1,
                  policy->max_attempts);
@@ -696,7 +696,7 @@ mcli_status dl_get_small(const char *url, const char *token, const dl_policy *po
                 return mcli_fail(err, MCLI_ERR_NETWORK, "%s: %s%s", url, curl_easy_strerror(rc), net_hint(rc));
             return status_error(s, &x, url, err);
         }
-        long d = backoff_ms(policy, attempt, x.retry_after);
+        long d = dl_backoff_ms(policy, attempt, x.retry_after);
         LOG_WARN("hub: %s: HTTP %ld / %s; retrying in %ld ms", url, s, curl_easy_strerror(rc), d);
         sleep_ms(d);
     }
@@ -790,7 +790,7 @@ done:
 }
 
 /* Parses "bytes START-END/TOTAL" and returns START, or -1. */
-static int64_t content_range_start(const char *v)
+int64_t dl_content_range_start(const char *v)
 {
     if (strncasecmp(v, "bytes ", 6) != 0)
         return -1;
@@ -923,7 +923,7 @@ mcli_status dl_fetch(const dl_request *r, dl_result *out, mcli_err *err)
         if (x.restarted)
             LOG_WARN("hub: %s: the server sent the whole file instead of resuming; it was written from the start",
                      r->dest);
-        if (!complete && s == 206 && have > 0 && content_range_start(x.content_range) != have) {
+        if (!complete && s == 206 && have > 0 && dl_content_range_start(x.content_range) != have) {
             /* The server resumed somewhere else: the bytes just written are misplaced. */
             LOG_WARN("hub: %s: server answered Range %s with Content-Range '%s'; restarting", r->dest, range,
                      x.content_range);
@@ -958,7 +958,7 @@ mcli_status dl_fetch(const dl_request *r, dl_result *out, mcli_err *err)
             goto fail;
         }
         snprintf(retry_after, sizeof retry_after, "%s", x.retry_after);
-        long d = backoff_ms(policy, attempt, rc == CURLE_OK ? retry_after : NULL);
+        long d = dl_backoff_ms(policy, attempt, rc == CURLE_OK ? retry_after : NULL);
         LOG_WARN("hub: %s: %s; retrying in %ld ms (attempt %d of %d)", r->dest,
                  rc != CURLE_OK ? curl_easy_strerror(rc) : (s == 429 ? "429 too many requests" : "server error"), d,
                  attempt + 1, policy->max_attempts);

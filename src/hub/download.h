@@ -93,4 +93,19 @@ mcli_status dl_sha256_file(const char *path, char out[65], int64_t *size, mcli_e
 /* Percent-encodes s for a URL path (keeps A-Za-z0-9 . _ - ~ and, if keep_slash, '/'). */
 bool dl_url_encode(const char *s, bool keep_slash, char *out, size_t cap);
 
+/* ---- header parsing helpers (exposed for table tests) ---- */
+
+/* Strict decimal (Content-Length, X-Linked-Size): digits only, no sign or spaces, fits int64. */
+bool dl_parse_size(const char *s, int64_t *out);
+
+/* START of "bytes START-END/TOTAL" (Content-Range), or -1 if malformed. */
+int64_t dl_content_range_start(const char *v);
+
+/* Drops a W/ prefix and surrounding quotes from an ETag value. */
+void dl_norm_etag(const char *in, char *out, size_t cap);
+
+/* Delay before retry number `attempt` (1-based): base * 2^(attempt-1), or Retry-After seconds when it
+ * is a plain number; both capped at max_delay_ms. */
+long dl_backoff_ms(const dl_policy *p, int attempt, const char *retry_after);
+
 #endif

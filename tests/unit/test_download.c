@@ -117,6 +117,83 @@ static void url_encoding(void **state)
     assert_true(dl_url_encode(" ", true, small, 4));
 }
 
+static void size_values_table(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        bool ok;
+        int64_t v;
+    } cases[] = {
+        {"0", true, 0},
+        {"648216", true, 648216},
+        {"000123", true, 123},
+        {"9223372036854775807", true, INT64_MAX},
+        {"9223372036854775808", false, 0},
+        {"18446744073709551616", false, 0},
+        {"99999999999999999999999", false, 0},
+        {"", false, 0},
+        {"-1", false, 0},
+        {"+1", false, 0},
+        {" 1", false, 0},
+        {"1 ", false, 0},
+        {"12a", false, 0},
+        {"0x10", false, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t v = -7;
+        bool ok = dl_parse_size(cases[i].in, &v);
+        if (ok != cases[i].ok || (ok && v != cases[i].v))
+            fail_msg("'%s': ok %d v %lld", cases[i].in, ok, (long long)v);
+    }
+}
+
+static void content_range_table(void **state)
+{
+    (void)state;
+    assert_int_equal(dl_content_range_start("bytes 200000-648215/648216"), 200000);
+    assert_int_equal(dl_content_range_start("BYTES 0-0/1"), 0);
+    assert_int_equal(dl_content_range_start("bytes */648216"), -1);
+    assert_int_equal(dl_content_range_start("bytes -5/10"), -1);
+    assert_int_equal(dl_content_range_start("bytes 5"), -1);
+    assert_int_equal(dl_content_range_start(""), -1);
+    assert_int_equal(dl_content_range_start("items 1-2/3"), -1);
+    assert_int_equal(dl_content_range_start("bytes 99999999999999999999-1/2"), -1);
+}
+
+static void etag_normalisation(void **state)
+{
+    (void)state;
+    char out[16];
+    dl_norm_etag("\"abc\"", out, sizeof out);
+    assert_string_equal(out, "abc");
+    dl_norm_etag("W/\"abc\"", out, sizeof out);
+    assert_string_equal(out, "abc");
+    dl_norm_etag("abc", out, sizeof out);
+    assert_string_equal(out, "abc");
+    dl_norm_etag("\"", out, sizeof out);
+    assert_string_equal(out, "\"");
+    dl_norm_etag("\"0123456789abcdefXYZ\"", out, sizeof out);
+    assert_string_equal(out, "0123456789abcde"); /* truncated to the buffer */
+}
+
+static void backoff_doubles_caps_and_honours_retry_after(void **state)
+{
+    (void)state;
+    dl_policy p = {6, 100, 1000, 15, 30};
+    assert_int_equal(dl_backoff_ms(&p, 1, NULL), 100);
+    assert_int_equal(dl_backoff_ms(&p, 2, NULL), 200);
+    assert_int_equal(dl_backoff_ms(&p, 4, NULL), 800);
+    assert_int_equal(dl_backoff_ms(&p, 5, NULL), 1000);
+    assert_int_equal(dl_backoff_ms(&p, 60, NULL), 1000);
+    assert_int_equal(dl_backoff_ms(&p, 1, "0"), 0);
+    assert_int_equal(dl_backoff_ms(&p, 1, "1"), 1000);
+    assert_int_equal(dl_backoff_ms(&p, 1, "99999999999999999999"), 1000); /* capped, no overflow */
+    assert_int_equal(dl_backoff_ms(&p, 2, "Wed, 21 Oct 2015 07:28:00 GMT"), 200); /* date form: backoff */
+    assert_int_equal(dl_backoff_ms(&p, 2, ""), 200);
+    assert_int_equal(dl_backoff_ms(&p, 3, "-5"), 400);
+}
+
 static void sha256_of_a_file_matches_the_standard_vector(void **state)
 {
     (void)state;
@@ -282,6 +359,10 @@ int main(void)
         cmocka_unit_test(refs_and_revisions),
         cmocka_unit_test(file_names_from_the_hub_are_checked),
         cmocka_unit_test(url_encoding),
+        cmocka_unit_test(size_values_table),
+        cmocka_unit_test(content_range_table),
+        cmocka_unit_test(etag_normalisation),
+        cmocka_unit_test(backoff_doubles_caps_and_honours_retry_after),
         cmocka_unit_test(sha256_of_a_file_matches_the_standard_vector),
         cmocka_unit_test(manifest_round_trip),
         cmocka_unit_test(malformed_manifests_are_format_errors),
