@@ -427,8 +427,8 @@ static void checkpoint_that_disagrees_with_its_config_is_a_format_error(void **s
     }
 }
 
-/* One model (2 OpenBLAS threads), four threads calling embed and classify at once, small calls
- * and big ones: every result equals the reference. */
+/* One model, four threads calling embed and classify at once, small calls and big ones: every
+ * result equals the reference. */
 typedef struct {
     fixture *f;
     int bad;
@@ -462,7 +462,8 @@ static void *concurrent_worker(void *p)
                     w->bad = 1;
         }
     }
-    /* A batch big enough (9600 tokens) for OpenBLAS to use its own threads inside each call. */
+    /* A batch of 9600 tokens: several forward chunks per call, four calls at once. (Concurrent
+     * OpenBLAS calls with its threads engaged are tested in test_kernels.) */
     enum { BIG = 600 };
     mcli_seq *many = malloc(BIG * sizeof *many);
     float *big = malloc(BIG * H * sizeof *big);

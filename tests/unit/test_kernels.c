@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "engine/kernels.h"
 
@@ -395,6 +396,60 @@ static void linear_matches_reference_on_encoder_shapes(void **state)
     }
 }
 
+/* Four threads calling kern_linear at once with OpenBLAS at 2 threads, on products big enough for
+ * OpenBLAS to split them: each result equals a single-threaded reference (the server calls the
+ * engine from several threads). */
+typedef struct {
+    const float *x, *w;
+    const double *want;
+    int M, N, K;
+    int bad;
+} linear_job;
+
+static void *linear_worker(void *p)
+{
+    linear_job *j = p;
+    float *y = malloc((size_t)j->M * j->N * sizeof *y);
+    if (!y) {
+        j->bad = 1;
+        return NULL;
+    }
+    for (int it = 0; it < 3; it++) {
+        kern_linear(y, (size_t)j->N, j->x, (size_t)j->K, j->w, j->M, j->N, j->K, false);
+        for (size_t i = 0; i < (size_t)j->M * j->N; i++)
+            if (fabs(y[i] - j->want[i]) > 1e-3)
+                j->bad = 1;
+    }
+    free(y);
+    return NULL;
+}
+
+static void concurrent_threaded_products_are_correct(void **state)
+{
+    (void)state;
+    enum { M = 192, N = 256, K = 256 };
+    uint64_t s = 99;
+    float *x = rnd_array(&s, (size_t)M * K, -1, 1), *w = rnd_array(&s, (size_t)N * K, -1, 1);
+    double *want = calloc((size_t)M * N, sizeof *want);
+    assert_non_null(want);
+    ref_linear(want, x, K, w, M, N, K);
+    kern_set_threads(2);
+    pthread_t t[4];
+    linear_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (linear_job){x, w, want, M, N, K, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, linear_worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(jobs[i].bad, 0);
+    }
+    kern_set_threads(1);
+    free(x);
+    free(w);
+    free(want);
+}
+
 /* Attention over column slices of a packed (T, 3*H) buffer, like the encoder's. */
 static void check_attention(int T, int d)
 {
@@ -474,6 +529,7 @@ int main(void)
         cmocka_unit_test(dot_and_axpy_match_reference_on_odd_lengths),
         cmocka_unit_test(linear_matches_reference_on_strided_slices),
         cmocka_unit_test(linear_matches_reference_on_encoder_shapes),
+        cmocka_unit_test(concurrent_threaded_products_are_correct),
         cmocka_unit_test(attention_hand_loop_matches_reference),
         cmocka_unit_test(attention_gemm_path_matches_reference),
     };
