@@ -554,6 +554,12 @@ int cmd_bench(int argc, char **argv)
         goto done;
     double load_ms = now_ms() - t0;
     const mcli_config *c = engine_info(m)->config;
+    if (!(engine_info(m)->tasks & MCLI_TASK_EMBED)) {
+        fprintf(stderr, "mcli bench: %s is a %s decoder; mcli bench times encoders. For decoders run "
+                        "bench/bench_gpt2 (or `make bench`).\n", a.model, mcli_arch_name(c->arch));
+        rc = 1;
+        goto done;
+    }
     if (a.seq_len > c->max_positions) {
         rc = cli_usage_error(a.cmd, "--seq-len %d is longer than the model's %d positions", a.seq_len, c->max_positions);
         goto done;

@@ -179,3 +179,13 @@ def test_bench_command_reports_latency_json():
     assert out["seq_len"] == 16 and out["batch"] == 2 and out["runs"] == 3
     assert 0 < out["min_ms"] <= out["median_ms"]
     assert out["peak_rss_mib"] > 0
+
+
+@pytest.mark.parametrize("cmd", ["embed", "classify", "fill-mask"])
+def test_encoder_commands_on_a_decoder_say_what_it_is(cmd):
+    gpt2 = os.path.join(FIXTURES, "decoders", "tiny-gpt2")
+    if not os.path.isdir(gpt2):
+        pytest.skip("no GPT-2 fixture")
+    p = run_mcli(cmd, "--model", gpt2, "hello [MASK]")
+    assert p.returncode == 1 and p.stdout == ""
+    assert "is a gpt2 decoder: it generates text" in p.stderr
