@@ -12,7 +12,8 @@
  *                     see docs/SERVICE.md for what mounting on http.c would need.
  *
  * Routes (docs/SERVICE.md has the bodies and replies):
- *   GET / | GET /health | GET /models | GET /models/summary | POST /models | POST /models/from-url
+ *   GET / | GET /health | GET /models | GET /models/{id} | GET /models/summary | POST /models
+ *   POST /models/from-url
  *   PUT /models/{id} | DELETE /models/{id} | DELETE /models/{id}/remove
  *   POST /models/{id}/generate | POST /models/{id}/classify
  *   GET /lightweight/models | POST /lightweight/models/{key}/download | POST /lightweight/start

@@ -295,6 +295,17 @@ static void handle_list(service *s, svc_reply *out)
     reply(out, 200, arr);
 }
 
+static void handle_get_one(service *s, const char *key, svc_reply *out)
+{
+    reg_model m;
+    mcli_err err = {0};
+    if (registry_get(s->reg, key, &m, &err) != MCLI_OK) {
+        reply_err(out, &err);
+        return;
+    }
+    reply(out, 200, model_json(s, &m));
+}
+
 static void handle_summary(service *s, svc_reply *out)
 {
     reg_summary sum;
@@ -1264,6 +1275,10 @@ void service_handle(service *s, const char *method, const char *path, bool query
             *action++ = '\0';
         path_known = !action || strcmp(action, "remove") == 0 || strcmp(action, "generate") == 0 ||
                      strcmp(action, "classify") == 0;
+        if (!action && strcmp(method, "GET") == 0) {
+            handle_get_one(s, id, out);
+            return;
+        }
         if (!action && strcmp(method, "PUT") == 0) {
             handle_update(s, id, body, body_len, out);
             return;

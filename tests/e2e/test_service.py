@@ -168,6 +168,10 @@ def test_add_list_update_unload_reload_remove(svc):
     assert m["parameters_count"] > 0 and m["memory_usage_mb"] > 0
     assert m["model_path"] == os.path.realpath(GPT2_DIR)
 
+    status, one = svc.get("/models/gpt")
+    assert status == 200 and one == m
+    assert svc.get("/models/nope")[0] == 404
+
     status, r = svc.put(f"/models/{mid}", {"temperature": 0.0, "max_length": 5})
     assert status == 200 and r["model"]["temperature"] == 0 and r["model"]["max_length"] == 5
 
