@@ -302,6 +302,13 @@ static void cased_config_keeps_case_and_composes_nfc(void **state)
     tokenizer_free(t);
     tt_rmdir(dir);
 
+    dir = tt_bert_dir("{\"do_lower_case\": false, \"strip_accents\": true, \"tokenize_chinese_chars\": false}");
+    t = tt_load(dir);
+    expect_tokens(t, "caf\xC3\xA9 Caf\xC3\xA9", "cafe|[UNK]");                /* stripped, not lower-cased */
+    expect_tokens(t, "a\xE4\xB8\xAD" "b", "a|##\xE4\xB8\xAD|##b");          /* a中b stays one word */
+    tokenizer_free(t);
+    tt_rmdir(dir);
+
     dir = tt_bert_dir("{\"do_lower_case\": true, \"strip_accents\": false, \"never_split\": [\"[foo]\"]}");
     t = tt_load(dir);
     expect_same_ids(t, "CAF\xC3\x89", "cafe\xCC\x81");                 /* lower + NFC, no stripping */
