@@ -1269,12 +1269,15 @@ void service_handle(service *s, const char *method, const char *path, bool query
             return;
         }
     } else if (!path_known && plen > mp && strncmp(p, m_prefix, mp) == 0) {
+        /* the id may hold '/' (a name like "org/model"): only a known last segment is an action */
         char *id = p + mp;
-        char *action = strchr(id, '/');
-        if (action)
+        char *action = strrchr(id, '/');
+        if (action && (strcmp(action + 1, "remove") == 0 || strcmp(action + 1, "generate") == 0 ||
+                       strcmp(action + 1, "classify") == 0))
             *action++ = '\0';
-        path_known = !action || strcmp(action, "remove") == 0 || strcmp(action, "generate") == 0 ||
-                     strcmp(action, "classify") == 0;
+        else
+            action = NULL;
+        path_known = true;
         if (!action && strcmp(method, "GET") == 0) {
             handle_get_one(s, id, out);
             return;

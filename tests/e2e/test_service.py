@@ -184,6 +184,12 @@ def test_add_list_update_unload_reload_remove(svc):
     assert status == 200 and r["tokens"] == 5  # the updated default
     assert svc.get("/models")[1][0]["is_loaded"] is True
 
+    # a name with a slash, addressed raw or encoded
+    org = svc.add("org/model", BERT_CLS_DIR)
+    assert svc.post("/models/org/model/classify", {"text": "a dog"})[0] == 200
+    assert svc.get("/models/org%2Fmodel")[1]["id"] == org
+    assert svc.delete("/models/org/model/remove")[0] == 200
+
     status, r = svc.delete(f"/models/{mid}/remove")
     assert status == 200 and r["status"] == "removed"
     assert svc.get("/models")[1] == []

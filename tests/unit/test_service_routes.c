@@ -121,7 +121,8 @@ static void routing_answers_404_405_and_tolerates_a_trailing_slash(void **state)
     expect_error(c->svc, "GET", "/nope", NULL, 404, "no route");
     expect_error(c->svc, "PATCH", "/models", NULL, 405, "not allowed");
     expect_error(c->svc, "GET", "/models/x/generate", NULL, 405, "not allowed");
-    expect_error(c->svc, "POST", "/models/x/frobnicate", "{}", 404, "no route");
+    expect_error(c->svc, "POST", "/models/x/frobnicate", "{}", 405, "not allowed");
+    expect_error(c->svc, "GET", "/models/x/frobnicate", NULL, 404, "'x/frobnicate'");
     expect_error(c->svc, "GET", "/lightweight/models/a/b/download", NULL, 405, "not allowed");
     char *long_path = malloc(5000);
     assert_non_null(long_path);
