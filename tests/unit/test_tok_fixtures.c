@@ -165,8 +165,9 @@ static void offsets_match_hf_rust_tokenizers(void **state)
     tt_rmdir(gdir);
 }
 
-/* 400 seeded random strings over many Unicode blocks, with ids from the Python-rules reference
- * (tests/fixtures/gen/check_tokenizer_pyref.py): BERT and GPT-2 must both agree on every one. */
+/* The corpus and 400 seeded random strings over many Unicode blocks, with ids from the
+ * Python-rules reference (tests/fixtures/gen/check_tokenizer_pyref.py): BERT uncased, BERT with
+ * do_lower_case=false (the NFC path) and GPT-2 must agree on every one. */
 static void random_unicode_strings_match_python_rules(void **state)
 {
     (void)state;
@@ -176,18 +177,20 @@ static void random_unicode_strings_match_python_rules(void **state)
     json_t *fx = json_load_file(path, JSON_ALLOW_NUL, &je);
     if (!fx)
         fail_msg("%s: %s", path, je.text);
-    char *bdir = tt_bert_dir(NULL), *gdir = tt_gpt2_dir();
-    mcli_tokenizer *bert = tt_load(bdir), *gpt = tt_load(gdir);
+    char *bdir = tt_bert_dir(NULL), *gdir = tt_gpt2_dir(), *cdir = tt_bert_dir("{\"do_lower_case\": false}");
+    mcli_tokenizer *bert = tt_load(bdir), *gpt = tt_load(gdir), *cased = tt_load(cdir);
     const json_t *cases = json_object_get(fx, "cases");
-    assert_int_equal(json_array_size(cases), 400);
+    assert_true(json_array_size(cases) >= 500); /* the corpus + 400 random strings */
+    static const char *const names[] = {"bert_ids", "gpt2_ids", "bert_cased_ids"};
     int bad = 0;
     size_t i;
     json_t *c;
     json_array_foreach(cases, i, c) {
         const json_t *jt = json_object_get(c, "text");
-        for (int k = 0; k < 2; k++) {
-            const mcli_tokenizer *t = k ? gpt : bert;
-            const json_t *ids = json_object_get(c, k ? "gpt2_ids" : "bert_ids");
+        for (int k = 0; k < 3; k++) {
+            const mcli_tokenizer *t = k == 0 ? bert : k == 1 ? gpt : cased;
+            const json_t *ids = json_object_get(c, names[k]);
+            assert_non_null(ids);
             mcli_encoding e;
             mcli_err err;
             mcli_tok_opts o = {.add_special_tokens = true};
@@ -197,7 +200,7 @@ static void random_unicode_strings_match_python_rules(void **state)
             for (size_t j = 0; same && j < e.n; j++)
                 same = json_integer_value(json_array_get(ids, j)) == e.ids[j];
             if (!same) {
-                print_error("random case %zu (%s) \"%s\": got %s\n", i, k ? "gpt2" : "bert", json_string_value(jt),
+                print_error("random case %zu (%s) \"%s\": got %s\n", i, names[k], json_string_value(jt),
                             tt_tokens(t, &e));
                 bad++;
             }
@@ -207,8 +210,10 @@ static void random_unicode_strings_match_python_rules(void **state)
     assert_int_equal(bad, 0);
     tokenizer_free(bert);
     tokenizer_free(gpt);
+    tokenizer_free(cased);
     tt_rmdir(bdir);
     tt_rmdir(gdir);
+    tt_rmdir(cdir);
     json_decref(fx);
 }
 
