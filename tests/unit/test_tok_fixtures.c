@@ -204,6 +204,17 @@ static void random_unicode_strings_match_python_rules(void **state)
                             tt_tokens(t, &e));
                 bad++;
             }
+            if (k == 0) {
+                char *dec;
+                const char *want = json_string_value(json_object_get(c, "bert_decoded"));
+                assert_non_null(want);
+                assert_int_equal(tokenizer_decode(t, e.ids, e.n, false, &dec, &err), MCLI_OK);
+                if (strcmp(dec, want) != 0) {
+                    print_error("random case %zu: decode \"%s\", Python rules \"%s\"\n", i, dec, want);
+                    bad++;
+                }
+                free(dec);
+            }
             encoding_free(&e);
         }
     }
