@@ -4,7 +4,8 @@
  * SYNOPSIS  mcli generate --model DIR [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]
  *                         [--min-p P] [--repetition-penalty R] [--seed S] [--greedy] [--stop STR]...
  *                         [--ignore-eos] [--threads N] [--stream] [--json] PROMPT...
- * OUTPUT    --json: {"text":..,"token_ids":[..],"finish_reason":"stop|length","prompt_tokens":N}
+ * OUTPUT    --json: {"text":..,"token_ids":[..],"finish_reason":"stop|length","prompt_tokens":N,
+ *           "prompt_ms":..,"gen_ms":..} (prompt pass and generation wall time)
  *           (with --stream, first one {"token_id":..,"text":..} line per token).
  *           Text: the generated text (pieces printed as they come with --stream), then a newline.
  * DEFAULTS  50 new tokens, sampling at temperature 1.0 with seed 0 (reproducible); --greedy (or
@@ -348,8 +349,9 @@ int cmd_generate(int argc, char **argv)
         json_t *tok = json_array();
         for (size_t i = 0; i < res.n; i++)
             json_array_append_new(tok, json_integer(res.ids[i]));
-        json_t *o = json_pack("{s:s,s:o,s:s,s:I}", "text", res.text ? res.text : "", "token_ids", tok,
-                              "finish_reason", res.finish_reason, "prompt_tokens", (json_int_t)res.n_prompt);
+        json_t *o = json_pack("{s:s,s:o,s:s,s:I,s:f,s:f}", "text", res.text ? res.text : "", "token_ids", tok,
+                              "finish_reason", res.finish_reason, "prompt_tokens", (json_int_t)res.n_prompt,
+                              "prompt_ms", res.prompt_ms, "gen_ms", res.gen_ms);
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
         if (!s) {
             fprintf(stderr, "mcli generate: cannot format the result as JSON (invalid UTF-8 in the text?)\n");

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -373,6 +374,53 @@ static void chat_prompt_joins_turns_with_eos_and_trims_from_left(void **state)
     assert_int_equal(engine_chat_prompt(f->m, turns, 3, 128, &ids, &n, &err), MCLI_ERR_INVALID_ARG);
 }
 
+typedef struct {
+    const mcli_model *m;
+    uint64_t seed;
+    mcli_gen_result r;
+    mcli_status st;
+} gen_thread_arg;
+
+static void *gen_thread(void *arg)
+{
+    gen_thread_arg *a = arg;
+    const int32_t prompt[3] = {11, 12, 13};
+    mcli_gen_params p;
+    engine_gen_params_default(&p);
+    p.max_new_tokens = 40;
+    p.ignore_eos = true;
+    p.seed = a->seed;
+    mcli_err err;
+    a->st = engine_generate(a->m, prompt, 3, &p, NULL, NULL, &a->r, &err);
+    return NULL;
+}
+
+/* One loaded model, four threads generating at once (shared weights and thread pool): each
+ * gets exactly what it gets alone. */
+static void concurrent_generations_on_one_model_match_sequential(void **state)
+{
+    fixture *f = *state;
+    enum { T = 4 };
+    gen_thread_arg conc[T], seq[T];
+    pthread_t tid[T];
+    for (int i = 0; i < T; i++) {
+        conc[i] = (gen_thread_arg){.m = f->m, .seed = (uint64_t)(100 + i)};
+        seq[i] = conc[i];
+        assert_int_equal(pthread_create(&tid[i], NULL, gen_thread, &conc[i]), 0);
+    }
+    for (int i = 0; i < T; i++)
+        pthread_join(tid[i], NULL);
+    for (int i = 0; i < T; i++) {
+        gen_thread(&seq[i]);
+        assert_int_equal(conc[i].st, MCLI_OK);
+        assert_int_equal(seq[i].st, MCLI_OK);
+        assert_int_equal(conc[i].r.n, 40);
+        assert_memory_equal(conc[i].r.ids, seq[i].r.ids, 40 * sizeof(int32_t));
+        gen_result_free(&conc[i].r);
+        gen_result_free(&seq[i].r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +433,7 @@ int main(void)
         cmocka_unit_test(batched_gen_steps_equal_separate_generations),
         cmocka_unit_test(bad_prompts_and_params_are_clear_errors),
         cmocka_unit_test(chat_prompt_joins_turns_with_eos_and_trims_from_left),
+        cmocka_unit_test(concurrent_generations_on_one_model_match_sequential),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
