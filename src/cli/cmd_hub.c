@@ -473,6 +473,11 @@ int cmd_lightweight(int argc, char **argv)
             rc = fail_status(cmd, &err);
             goto out;
         }
+        if (e && e->bundled) {
+            fprintf(stderr, "%s is bundled with mcli: nothing to download\n", e->key);
+            printf("%s\n", e->path);
+            goto out;
+        }
         hub_pull_result res;
         rc = do_pull(cmd, c.models_dir, repo, rev, false, &res, &err);
         if (rc == 0)
@@ -812,6 +817,12 @@ int cmd_pull(int argc, char **argv)
     if (resolve_model(cat, ref, repo, sizeof repo, rev, sizeof rev, &e, &err) != MCLI_OK) {
         hub_catalog_free(cat);
         return fail_status(cmd, &err);
+    }
+    if (e && e->bundled) {
+        fprintf(stderr, "%s is bundled with mcli: nothing to download\n", e->key);
+        printf("%s\n", e->path);
+        hub_catalog_free(cat);
+        return 0;
     }
     hub_catalog_free(cat);
     hub_pull_result res;

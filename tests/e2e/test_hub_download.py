@@ -363,3 +363,7 @@ def test_list_and_remove(hub, env):
     assert r.returncode == 1 and "not downloaded" in r.stderr
     r = run_mcli("list", env=env)
     assert "tinyplain" in r.stdout and GPT2 not in r.stdout
+    r = run_mcli("list", "--summary", "--json", env=env)
+    size = sum(os.path.getsize(os.path.join(model_dir(env, "tinyplain"), f))
+               for f in os.listdir(model_dir(env, "tinyplain")))
+    assert json.loads(r.stdout) == {"models": 1, "total_bytes": size}

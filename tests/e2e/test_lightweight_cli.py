@@ -163,6 +163,10 @@ def test_bundled_entries_are_listed_as_present(env):
     assert "bundled, present" in text
     r = run_mcli("lightweight-run", "--model", "mcli/demo-bert", "--download-only", env=env)
     assert r.returncode == 0 and r.stdout.strip() == TINY_BERT
+    for cmd in (["lightweight", "--download", "mcli/demo-bert"], ["pull", "mcli/demo-bert"]):
+        r = run_mcli(*cmd, env=env)
+        assert r.returncode == 0 and r.stdout.strip() == TINY_BERT
+        assert "bundled with mcli: nothing to download" in r.stderr
 
 
 def test_malformed_user_catalog_is_a_clear_error(env):
