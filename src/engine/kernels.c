@@ -278,6 +278,105 @@ void kern_linear(float *y, size_t ldy, const float *x, size_t ldx, const float *
                 y, (int)ldy);
 }
 
+void kern_pack_panels(float *wp, const float *w, int N, int K)
+{
+    for (int p = 0; p < N / 16; p++)
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < 16; j++)
+                wp[((size_t)p * K + k) * 16 + j] = w[((size_t)p * 16 + j) * K + k];
+}
+
+#if KERN_AVX2
+static inline void store16(float *y, __m256 lo, __m256 hi, bool accumulate)
+{
+    if (accumulate) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(y));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(y + 8));
+    }
+    _mm256_storeu_ps(y, lo);
+    _mm256_storeu_ps(y + 8, hi);
+}
+
+/* y (6, 16) [+]= x (6, K) @ panel (K, 16): twelve accumulators in registers. */
+static void panel_6x16(float *y, size_t ldy, const float *x, size_t ldx, const float *pw, int K, bool accumulate)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx, *x4 = x + 4 * ldx, *x5 = x + 5 * ldx;
+    for (int k = 0; k < K; k++, pw += 16) {
+        __m256 b0 = _mm256_loadu_ps(pw), b1 = _mm256_loadu_ps(pw + 8);
+        __m256 a = _mm256_broadcast_ss(x0 + k);
+        c00 = _mm256_fmadd_ps(a, b0, c00);
+        c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(x1 + k);
+        c10 = _mm256_fmadd_ps(a, b0, c10);
+        c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(x2 + k);
+        c20 = _mm256_fmadd_ps(a, b0, c20);
+        c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(x3 + k);
+        c30 = _mm256_fmadd_ps(a, b0, c30);
+        c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(x4 + k);
+        c40 = _mm256_fmadd_ps(a, b0, c40);
+        c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(x5 + k);
+        c50 = _mm256_fmadd_ps(a, b0, c50);
+        c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    store16(y, c00, c01, accumulate);
+    store16(y + ldy, c10, c11, accumulate);
+    store16(y + 2 * ldy, c20, c21, accumulate);
+    store16(y + 3 * ldy, c30, c31, accumulate);
+    store16(y + 4 * ldy, c40, c41, accumulate);
+    store16(y + 5 * ldy, c50, c51, accumulate);
+}
+
+/* y (1, 16) [+]= x (1, K) @ panel (K, 16): the rows left over by panel_6x16. */
+static void panel_1x16(float *y, const float *x, const float *pw, int K, bool accumulate)
+{
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, d0 = c0, d1 = c0;
+    int k = 0;
+    for (; k + 2 <= K; k += 2, pw += 32) {
+        __m256 a = _mm256_broadcast_ss(x + k), e = _mm256_broadcast_ss(x + k + 1);
+        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(pw), c0);
+        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(pw + 8), c1);
+        d0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(pw + 16), d0);
+        d1 = _mm256_fmadd_ps(e, _mm256_loadu_ps(pw + 24), d1);
+    }
+    if (k < K) {
+        __m256 a = _mm256_broadcast_ss(x + k);
+        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(pw), c0);
+        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(pw + 8), c1);
+    }
+    store16(y, _mm256_add_ps(c0, d0), _mm256_add_ps(c1, d1), accumulate);
+}
+#endif
+
+void kern_linear_packed(float *y, size_t ldy, const float *x, size_t ldx, const float *wp, int M, int N, int K,
+                        bool accumulate)
+{
+    for (int p = 0; p < N / 16; p++) {
+        const float *pw = wp + (size_t)p * K * 16;
+        float *yp = y + (size_t)p * 16;
+#if KERN_AVX2
+        int m = 0;
+        for (; m + 6 <= M; m += 6)
+            panel_6x16(yp + (size_t)m * ldy, ldy, x + (size_t)m * ldx, ldx, pw, K, accumulate);
+        for (; m < M; m++)
+            panel_1x16(yp + (size_t)m * ldy, x + (size_t)m * ldx, pw, K, accumulate);
+#else
+        for (int m = 0; m < M; m++)
+            for (int j = 0; j < 16; j++) {
+                float acc = 0.0f;
+                for (int k = 0; k < K; k++)
+                    acc += x[(size_t)m * ldx + k] * pw[(size_t)k * 16 + j];
+                yp[(size_t)m * ldy + j] = accumulate ? yp[(size_t)m * ldy + j] + acc : acc;
+            }
+#endif
+    }
+}
+
 void kern_fill_rows(float *y, size_t ldy, const float *b, int M, int N)
 {
     for (int m = 0; m < M; m++)

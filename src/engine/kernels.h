@@ -47,6 +47,17 @@ void kern_linear(float *y, size_t ldy, const float *x, size_t ldx, const float *
  * the product needs no separate zeroing or bias pass. */
 void kern_fill_rows(float *y, size_t ldy, const float *b, int M, int N);
 
+/* Weights re-laid out once at load for kern_linear_packed: w (N, K) -> wp of N/16 panels, panel p
+ * holding w[16p .. 16p+15][k] for k = 0..K-1 as (K, 16) rows. N must be a multiple of 16;
+ * wp has N*K floats. */
+void kern_pack_panels(float *wp, const float *w, int N, int K);
+
+/* y (M, N) [+]= x (M, K) @ w^T with w pre-packed by kern_pack_panels: a 6x16 register-blocked
+ * kernel (broadcast x, 16 contiguous weights per k), single-threaded, no per-call packing.
+ * For small models whose packed weights fit the caches (bert-tiny); N a multiple of 16. */
+void kern_linear_packed(float *y, size_t ldy, const float *x, size_t ldx, const float *wp, int M, int N, int K,
+                        bool accumulate);
+
 /* x (M, N) = act(x + b (N)), b may be NULL. */
 void kern_bias_act(float *x, size_t ldx, const float *b, int M, int N, kern_act act);
 

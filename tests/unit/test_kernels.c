@@ -396,6 +396,49 @@ static void linear_matches_reference_on_encoder_shapes(void **state)
     }
 }
 
+/* The packed small-model path: 6-row blocks, leftover rows, odd K, strided x and y. */
+static void linear_packed_matches_reference(void **state)
+{
+    (void)state;
+    uint64_t s = 31;
+    const int shapes[][3] = {{32, 128, 128}, {7, 512, 128}, {13, 128, 512}, {1, 16, 3}, {6, 32, 33}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+        size_t LDX = (size_t)K + 5, LDY = (size_t)N + 3;
+        float *x = rnd_array(&s, (size_t)M * LDX, -1, 1);
+        float *w = rnd_array(&s, (size_t)N * K, -1, 1);
+        float *wp = malloc((size_t)N * K * sizeof *wp);
+        float *y = rnd_array(&s, (size_t)M * LDY, -1, 1);
+        double *want = calloc((size_t)M * N, sizeof *want);
+        assert_true(wp && want);
+        kern_pack_panels(wp, w, N, K);
+        for (int accumulate = 1; accumulate >= 0; accumulate--) {
+            float *y0 = malloc((size_t)M * LDY * sizeof *y0);
+            assert_non_null(y0);
+            memcpy(y0, y, (size_t)M * LDY * sizeof *y0);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++)
+                    want[(size_t)m * N + n] = accumulate ? y0[(size_t)m * LDY + n] : 0.0;
+            ref_linear(want, x, LDX, w, M, N, K);
+            kern_linear_packed(y, LDY, x, LDX, wp, M, N, K, accumulate);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < (int)LDY; n++) {
+                    size_t at = (size_t)m * LDY + n;
+                    if (n >= N)
+                        assert_true(y[at] == y0[at]);
+                    else
+                        assert_true(fabs(y[at] - want[(size_t)m * N + n]) < 1e-4);
+                }
+            free(y0);
+        }
+        free(x);
+        free(w);
+        free(wp);
+        free(y);
+        free(want);
+    }
+}
+
 /* Four threads calling kern_linear at once with OpenBLAS at 2 threads, on products big enough for
  * OpenBLAS to split them: each result equals a single-threaded reference (the server calls the
  * engine from several threads). */
@@ -529,6 +572,7 @@ int main(void)
         cmocka_unit_test(dot_and_axpy_match_reference_on_odd_lengths),
         cmocka_unit_test(linear_matches_reference_on_strided_slices),
         cmocka_unit_test(linear_matches_reference_on_encoder_shapes),
+        cmocka_unit_test(linear_packed_matches_reference),
         cmocka_unit_test(concurrent_threaded_products_are_correct),
         cmocka_unit_test(attention_hand_loop_matches_reference),
         cmocka_unit_test(attention_gemm_path_matches_reference),
