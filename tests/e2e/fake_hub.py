@@ -15,6 +15,8 @@ or 2: "name" or "org/name") the way huggingface.co does:
       revision: 404 RevisionNotFound. Repos under "private/" need "Authorization: Bearer <token>"
       (FakeHub.token) and answer 401 GatedRepo otherwise.
   GET /api/models/{repo}/revision/{rev}   {"id", "sha", "siblings": [{"rfilename"}, ...]}
+  Renamed repositories (FakeHub.renames = {"gpt2": "openai-community/gpt2"}, as huggingface.co did
+  for its legacy ids): both routes answer 307 with a relative Location under the new name.
 
 Faults (FakeHub.add_fault(...) in-process, or POST /_control/faults with the same JSON fields;
 GET /_control/log returns the request log; POST /_control/reset clears faults and log):
@@ -97,6 +99,7 @@ class FakeHub:
                 self.blobs[f["sha256"]] = f["data"]
         self.faults = []
         self.log = []
+        self.renames = {}
         self.lock = threading.Lock()
         self.hub_server = None
         self.cdn_server = None
@@ -279,7 +282,17 @@ def _make_handler(hub, server_name):
                 return self._resolve(repo, rev, fname, head)
             self._error(404, "NotFound", head)
 
+        def _renamed(self, repo_name, head):
+            new = hub.renames.get(repo_name)
+            if not new:
+                return False
+            path = urllib.parse.urlparse(self.path).path.replace(f"/{repo_name}/", f"/{new}/", 1)
+            self._send(307, b"", {"Location": path}, head)
+            return True
+
         def _check_repo(self, repo_name, rev, head):
+            if self._renamed(repo_name, head):
+                return None
             repo = hub.repos.get(repo_name)
             if repo is None:
                 self._error(404, "RepoNotFound", head)

@@ -347,6 +347,19 @@ def test_an_unsupported_architecture_stops_after_config_json(hub, env):
     assert os.path.exists(os.path.join(model_dir(env, "other-org/llama-ish"), "model.safetensors"))
 
 
+def test_a_renamed_repository_is_followed_to_its_new_name(hub, env):
+    hub.renames["tinyold"] = GPT2  # like gpt2 -> openai-community/gpt2
+    r = pull(env, "tinyold", extra={"HF_TOKEN": "secret-token"})
+    assert r.returncode == 0, r.stderr
+    d = model_dir(env, "tinyold")  # stored under the id the user asked for
+    assert sha256_of(os.path.join(d, "model.safetensors")) == sha256_of(GPT2_WEIGHTS)
+    assert hub.requests(server="hub", contains="/tinyold/resolve/")
+    assert hub.requests(server="hub", contains=f"/{GPT2}/resolve/")
+    # Same-origin redirects keep the token; the CDN still never gets it.
+    assert all(x["authorization"] == "Bearer secret-token" for x in hub.requests(server="hub"))
+    assert all(x["authorization"] is None for x in hub.requests(server="cdn"))
+
+
 def test_list_and_remove(hub, env):
     assert pull(env, GPT2).returncode == 0
     assert pull(env, "tinyplain").returncode == 0
