@@ -92,6 +92,8 @@ bool uni_is_bert_control(uint32_t cp)
 {
     if (cp == '\t' || cp == '\n' || cp == '\r')
         return false;
+    if (cp < 0x80)
+        return cp < 0x20 || cp == 0x7F; /* Cc */
     switch (cat(cp)) {
     case UTF8PROC_CATEGORY_CC:
     case UTF8PROC_CATEGORY_CF:
