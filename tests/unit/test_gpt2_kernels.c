@@ -198,6 +198,25 @@ static void pool_runs_each_chunk_exactly_once_per_job(void **state)
     kd_pool_free(NULL);
 }
 
+/* Regression: a job published right after kd_pool_new, before the workers first ran, was
+ * missed by them and the caller waited forever. */
+static void job_right_after_pool_creation_completes(void **state)
+{
+    (void)state;
+    for (int rep = 0; rep < 200; rep++) {
+        kd_pool *p;
+        mcli_err err;
+        assert_int_equal(kd_pool_new(2 + rep % 3, &p, &err), MCLI_OK);
+        count_job j;
+        memset(&j, 0, sizeof j);
+        j.nth = 2 + rep % 3;
+        kd_pool_run(p, N_CHUNKS, count_task, &j);
+        for (int c = 0; c < N_CHUNKS; c++)
+            assert_int_equal(atomic_load(&j.hits[c]), 1);
+        kd_pool_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +224,7 @@ int main(void)
         cmocka_unit_test(matmul_nk_matches_reference_on_odd_shapes),
         cmocka_unit_test(gelu_new_softmax_layernorm_match_libm),
         cmocka_unit_test(pool_runs_each_chunk_exactly_once_per_job),
+        cmocka_unit_test(job_right_after_pool_creation_completes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
