@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """HTTP load tests of `mcli serve` with wrk (Debian package `wrk`).
 
-  /usr/bin/python3 bench/bench_http.py [--mcli build/mcli] [--duration 5] [--work /tmp/mcli-bench-http]
+  /usr/bin/python3 bench/bench_http.py [--mcli build/mcli] [--duration 5] [--rounds 3] [--work DIR]
 
 Generates random-weight models of real shapes (bert-tiny with the real BERT vocabulary, GPT-2 small
 with the real GPT-2 vocabulary; tests/fixtures/server/gen_models.py), starts the server on a free
@@ -11,7 +11,8 @@ loopback port (2 HTTP threads, access log on, written to a file) and measures:
      batching disabled (--batch-tokens 1: one sequence per engine call)
   3. POST /api/generate, 16 tokens (bench/http/generate.lua) at 1 and 4 connections
   4. GET /health latency while a long generation streams (wrk -c4, --latency)
-and prints a markdown table: requests/s, p50, p99 (wrk shares the 2 cores with the server).
+in interleaved rounds (the load of a shared machine drifts; ratios are taken within a round) and
+prints markdown tables: requests/s, p50, p99 (wrk shares the 2 cores with the server).
 """
 import argparse
 import json
@@ -108,6 +109,7 @@ def main():
     ap.add_argument("--mcli", default=os.path.join(SOURCE, "build", "mcli"))
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--work", default="/tmp/mcli-bench-http")
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     ensure_models(a.work)
     bert = f"bert-tiny={a.work}/bert-tiny"
@@ -115,45 +117,58 @@ def main():
     rows = []
     d = a.duration
 
+    emb = os.path.join(HERE, "http", "embed.lua")
+    gen = os.path.join(HERE, "http", "generate.lua")
     srv = Server(a.mcli, [bert, gpt], [], os.path.join(a.work, "server.log"))
+    nob = Server(a.mcli, [bert], ["--batch-tokens", "1"], os.path.join(a.work, "server-nobatch.log"))
     try:
-        for c in (1, 16, 64, 256):
-            r = wrk(srv.base + "/health", c, d)
-            rows.append(("GET /health", c, "", r))
-        emb = os.path.join(HERE, "http", "embed.lua")
-        for c in (1, 32):
-            rows.append(("POST /api/embed bert-tiny", c, "batching on", wrk(srv.base + "/api/embed", c, d, emb,
-                                                                            {"MODEL": "bert-tiny"})))
-        gen = os.path.join(HERE, "http", "generate.lua")
+        # Interleaved rounds: on a shared machine the load drifts, so every compared configuration
+        # runs once per round and the ratios are taken per round.
+        for rnd in range(a.rounds):
+            for c in (1, 16, 64, 256):
+                rows.append((rnd, "GET /health", c, "", wrk(srv.base + "/health", c, d)))
+            for c in (1, 32):
+                rows.append((rnd, "POST /api/embed bert-tiny", c, "batching on",
+                             wrk(srv.base + "/api/embed", c, d, emb, {"MODEL": "bert-tiny"})))
+            rows.append((rnd, "POST /api/embed bert-tiny", 32, "batching off",
+                         wrk(nob.base + "/api/embed", 32, d, emb, {"MODEL": "bert-tiny"})))
         for c in (1, 4):
-            rows.append(("POST /api/generate 16 tok gpt2-small", c, "", wrk(srv.base + "/api/generate", c, 3 * d, gen,
-                                                                            {"MODEL": "gpt2"}, threads=1,
-                                                                            timeout=60)))
+            rows.append((0, "POST /api/generate 16 tok gpt2-small", c, "",
+                         wrk(srv.base + "/api/generate", c, 3 * d, gen, {"MODEL": "gpt2"}, threads=1, timeout=60)))
         stop = threading.Event()
         t = threading.Thread(target=long_generation, args=(srv.base, "gpt2", stop), daemon=True)
         t.start()
         time.sleep(1.0)
-        rows.append(("GET /health during a generation", 4, "", wrk(srv.base + "/health", 4, d)))
+        for rnd in range(a.rounds):
+            rows.append((rnd, "GET /health during a generation", 4, "", wrk(srv.base + "/health", 4, d)))
         stop.set()
     finally:
         srv.stop()
+        nob.stop()
 
-    srv = Server(a.mcli, [bert], ["--batch-tokens", "1"], os.path.join(a.work, "server-nobatch.log"))
-    try:
-        emb = os.path.join(HERE, "http", "embed.lua")
-        rows.append(("POST /api/embed bert-tiny", 32, "batching off", wrk(srv.base + "/api/embed", 32, d, emb,
-                                                                        {"MODEL": "bert-tiny"})))
-    finally:
-        srv.stop()
+    def pick(rnd, name, c, var):
+        return next(r for (k, n, cc, v, r) in rows if k == rnd and n == name and cc == c and v == var)
 
-    print("| test | connections | variant | requests/s | p50 ms | p99 ms | non-2xx | timeouts |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
-    for name, c, var, r in rows:
-        print(f"| {name} | {c} | {var} | {r['rps']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} "
-              f"| {r['timeouts']} |")
+    print("| round | test | connections | variant | requests/s | p50 ms | p99 ms | non-2xx | timeouts |")
+    print("|---:|---|---:|---|---:|---:|---:|---:|---:|")
+    for rnd, name, c, var, r in rows:
+        print(f"| {rnd + 1} | {name} | {c} | {var} | {r['rps']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+              f"{r['non2xx']} | {r['timeouts']} |")
     print()
-    for name, c, var, r in rows:
-        print(f"- `{r['cmd']}`" + (f" ({var})" if var else ""))
+    print("| round | embed 32 clients / 1 client | batching on / off at 32 clients |")
+    print("|---:|---:|---:|")
+    for rnd in range(a.rounds):
+        on1 = pick(rnd, "POST /api/embed bert-tiny", 1, "batching on")["rps"]
+        on32 = pick(rnd, "POST /api/embed bert-tiny", 32, "batching on")["rps"]
+        off32 = pick(rnd, "POST /api/embed bert-tiny", 32, "batching off")["rps"]
+        print(f"| {rnd + 1} | {on32 / on1:.2f}x | {on32 / off32:.2f}x |")
+    print()
+    seen = set()
+    for rnd, name, c, var, r in rows:
+        key = (name, c, var)
+        if key not in seen:
+            seen.add(key)
+            print(f"- `{re.sub(r'127.0.0.1:[0-9]+', '127.0.0.1:PORT', r['cmd'])}`" + (f" ({var})" if var else ""))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ const char usage_serve[] =
     "  --api-key K            require 'Authorization: Bearer K' on every route but /health\n"
     "                         (default: $MCLI_API_KEY)\n"
     "  --cors-origin O        Access-Control-Allow-Origin (default *)\n"
-    "  --threads N            HTTP threads (default 2)\n"
+    "  --threads N            HTTP threads, each an epoll loop (default 4)\n"
     "  --engine-threads N     compute threads per engine call (default: 1 for encoders, whose\n"
     "                         requests are batched, all cores for decoders)\n"
     "  --max-body BYTES       request body limit (default 4194304)\n"

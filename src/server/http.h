@@ -28,7 +28,7 @@ typedef struct {
     int port;                   /* 0 = any free port (see server_port) */
     const char *api_key;        /* NULL/"" = no auth; else Bearer token on every route but /health */
     const char *cors_origin;    /* Access-Control-Allow-Origin; default "*" */
-    int threads;                /* HTTP threads (epoll loops); default 2 */
+    int threads;                /* HTTP threads (epoll loops); default 4 */
     size_t max_body;            /* request body limit in bytes (413 above); default 4 MiB */
     unsigned conn_timeout_s;    /* idle/slow client timeout; default 30 */
     bool access_log;            /* one line per request on stderr; default on (see server_opts_default) */
