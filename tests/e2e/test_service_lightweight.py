@@ -162,3 +162,20 @@ def test_cli_add_from_url_without_a_service_registers_the_download(tmp_path, hub
     (path,) = con.execute("SELECT model_path FROM models WHERE name = 'gpt'").fetchone()
     con.close()
     assert os.path.realpath(path) == os.path.realpath(str(tmp_path / "m" / "lightweight" / "tiny-org" / "tiny-gpt2"))
+
+
+def test_lightweight_start_on_a_busy_port_fails_cleanly_and_can_be_retried(svc):
+    import socket
+    assert svc.post("/lightweight/models/prajjwal1/bert-tiny/download")[0] == 200
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        status, r = svc.post("/lightweight/start", {"port": busy})
+        assert status >= 400 and str(busy) in r["detail"]
+    assert svc.get("/lightweight/status")[1]["running"] is False
+    port = free_port()
+    status, r = svc.post("/lightweight/start", {"port": port})
+    assert status == 200 and r["status"] == "started" and r["port"] == port
+    status, out = http("GET", f"http://127.0.0.1:{port}/health")
+    assert status == 200
