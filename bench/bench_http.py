@@ -5,7 +5,7 @@
 
 Generates random-weight models of real shapes (bert-tiny with the real BERT vocabulary, GPT-2 small
 with the real GPT-2 vocabulary; tests/fixtures/server/gen_models.py), starts the server on a free
-loopback port (2 HTTP threads, access log on, written to a file) and measures:
+loopback port (default 4 HTTP threads, access log on, written to a file) and measures:
   1. GET /health at 1, 16, 64, 256 connections (wrk -t2)
   2. POST /api/embed (bench/http/embed.lua) at 1 and 32 connections, with dynamic batching and with
      batching disabled (--batch-tokens 1: one sequence per engine call)

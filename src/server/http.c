@@ -926,8 +926,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             long long n = parse_content_length(cl);
-            if (n < 0 || (unsigned long long)n > s->opts.max_body)
+            if (n < 0 || (unsigned long long)n > s->opts.max_body) {
+                /* Answer before reading the body: libmicrohttpd then skips it and closes. */
                 r->too_large = true;
+                dispatch(r);
+            }
         }
         return MHD_YES;
     }
