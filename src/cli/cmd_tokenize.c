@@ -29,7 +29,8 @@ const char usage_tokenize[] =
     "Tokenizes TEXT with the tokenizer of the model directory DIR (tokenizer.json, or vocab.txt,\n"
     "or vocab.json + merges.txt, with tokenizer_config.json). TEXT '-' reads standard input.\n"
     "\n"
-    "  --json            print {\"ids\":[..],\"tokens\":[..],\"offsets\":[[start,end],..],\"type_ids\":[..]}\n"
+    "  --json            print "
+    "{\"ids\":[..],\"tokens\":[..],\"offsets\":[[start,end],..],\"type_ids\":[..]}\n"
     "                    (offsets: code point offsets into the input; [0,0] for [CLS]/[SEP])\n"
     "  --pair TEXT       a second text (BERT: [CLS] TEXT [SEP] PAIR [SEP], type ids 0 then 1)\n"
     "  --no-special      do not add [CLS]/[SEP]\n"
@@ -179,7 +180,8 @@ static int print_encoding(const mcli_tokenizer *t, const mcli_encoding *e, bool 
         const char *tok = tokenizer_id_to_token(t, e->ids[i]);
         if (json_array_append_new(ids, json_integer(e->ids[i])) ||
             json_array_append_new(toks, json_string(tok ? tok : "")) ||
-            json_array_append_new(offs, json_pack("[ii]", (int)e->offsets[2 * i], (int)e->offsets[2 * i + 1])) ||
+            json_array_append_new(offs,
+                                  json_pack("[ii]", (int)e->offsets[2 * i], (int)e->offsets[2 * i + 1])) ||
             json_array_append_new(types, json_integer(e->type_ids[i])))
             goto nomem;
     }

@@ -10,25 +10,27 @@
 #include "tokenizers/unicode.h"
 #include "util/log.h"
 
-#define BPE_CACHE_SLOTS 8192     /* power of two */
+#define BPE_CACHE_SLOTS 8192 /* power of two */
 #define BPE_CACHE_STRIPES 64
 #define BPE_CACHE_KEY_MAX 40
 #define BPE_CACHE_IDS_MAX 16
 #define BPE_MAX_MERGES (1u << 24)
 
 /* Unicode White_Space, the set Python's `regex` module matches with \s. */
-#define WS "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+#define WS                                                                                                   \
+    "\\t\\n\\x{0B}\\f\\r "                                                                                   \
+    "\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 static const char gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS "])|[" WS "]+";
 
 typedef struct {
-    uint64_t key;     /* left << 32 | right; 0 marks an empty slot (pair 0,0 is stored in zero_pair) */
+    uint64_t key; /* left << 32 | right; 0 marks an empty slot (pair 0,0 is stored in zero_pair) */
     uint32_t rank;
     int32_t merged;
 } merge_slot;
 
 typedef struct {
-    uint8_t klen;     /* 0 = empty */
+    uint8_t klen; /* 0 = empty */
     uint8_t nids;
     char key[BPE_CACHE_KEY_MAX];
     int32_t ids[BPE_CACHE_IDS_MAX];
@@ -36,14 +38,14 @@ typedef struct {
 } cache_slot;
 
 struct bpe {
-    const tok_vocab *vocab;       /* borrowed */
-    int32_t byte_id[256];         /* token id of each byte's stand-in character */
-    merge_slot *merges;           /* [n_slots] */
+    const tok_vocab *vocab; /* borrowed */
+    int32_t byte_id[256];   /* token id of each byte's stand-in character */
+    merge_slot *merges;     /* [n_slots] */
     size_t n_slots, n_merges, n_skipped;
     bool has_zero_pair;
     merge_slot zero_pair;
-    const pcre2_code *re;         /* shared by all tokenizers (compiled once) */
-    cache_slot *cache;            /* [BPE_CACHE_SLOTS] */
+    const pcre2_code *re; /* shared by all tokenizers (compiled once) */
+    cache_slot *cache;    /* [BPE_CACHE_SLOTS] */
     pthread_mutex_t locks[BPE_CACHE_STRIPES];
     bool locks_ready;
 };
@@ -196,8 +198,7 @@ static bool is_space_byte(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-mcli_status bpe_load_merges_txt(bpe *b, const char *data, size_t len, const char *path,
-                                mcli_err *err)
+mcli_status bpe_load_merges_txt(bpe *b, const char *data, size_t len, const char *path, mcli_err *err)
 {
     size_t pos = 0, line_no = 0;
     uint32_t rank = 0;
@@ -224,7 +225,8 @@ mcli_status bpe_load_merges_txt(bpe *b, const char *data, size_t len, const char
             continue;
         }
         if (pending_blank)
-            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: line %zu is empty; merges.txt must have one \"left right\" pair per line",
+            return mcli_fail(err, MCLI_ERR_FORMAT,
+                             "%s: line %zu is empty; merges.txt must have one \"left right\" pair per line",
                              path, pending_blank);
         size_t a0 = i;
         while (i < ll && !is_space_byte(line[i]))
@@ -239,8 +241,8 @@ mcli_status bpe_load_merges_txt(bpe *b, const char *data, size_t len, const char
         while (i < ll && is_space_byte(line[i]))
             i++;
         if (b0 == b1 || i != ll)
-            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: line %zu is not a \"left right\" pair (%s)", path, line_no,
-                             b0 == b1 ? "one part" : "more than two parts");
+            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: line %zu is not a \"left right\" pair (%s)", path,
+                             line_no, b0 == b1 ? "one part" : "more than two parts");
         if (!uni_utf8_valid((const uint8_t *)line, ll, NULL))
             return mcli_fail(err, MCLI_ERR_FORMAT, "%s: line %zu is not valid UTF-8", path, line_no);
         bool skipped;
@@ -264,8 +266,8 @@ static PCRE2_SIZE pattern_error_at;
 
 static void compile_pattern(void)
 {
-    gpt2_re = pcre2_compile((PCRE2_SPTR)gpt2_pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &pattern_error,
-                            &pattern_error_at, NULL);
+    gpt2_re = pcre2_compile((PCRE2_SPTR)gpt2_pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+                            &pattern_error, &pattern_error_at, NULL);
     if (gpt2_re)
         (void)pcre2_jit_compile(gpt2_re, PCRE2_JIT_COMPLETE); /* optional: interpreted matching otherwise */
 }
@@ -283,9 +285,10 @@ mcli_status bpe_new(const tok_vocab *vocab, bpe **out, mcli_err *err)
         size_t n = uni_utf8_encode(bpe_byte_char((uint8_t)i), u);
         b->byte_id[i] = vocab_find(vocab, (const char *)u, n);
         if (b->byte_id[i] < 0) {
-            st = mcli_fail(err, MCLI_ERR_FORMAT,
-                           "the vocabulary has no token for byte 0x%02X (\"%.*s\"); not a byte-level BPE vocabulary",
-                           i, (int)n, (const char *)u);
+            st = mcli_fail(
+                err, MCLI_ERR_FORMAT,
+                "the vocabulary has no token for byte 0x%02X (\"%.*s\"); not a byte-level BPE vocabulary", i,
+                (int)n, (const char *)u);
             goto fail;
         }
     }
@@ -428,7 +431,8 @@ static mcli_status merge_word(const bpe *b, bpe_scratch *s, const uint8_t *w, si
         s->sym_cap = nc;
     }
     for (size_t i = 0; i < n; i++)
-        s->sym[i] = (symbol){b->byte_id[w[i]], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, (uint32_t)i, 1, true};
+        s->sym[i] =
+            (symbol){b->byte_id[w[i]], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, (uint32_t)i, 1, true};
     s->heap_n = 0;
     for (size_t i = 0; i + 1 < n; i++)
         if (!push_pair(b, s, (int32_t)i))
@@ -483,7 +487,8 @@ static mcli_status encode_word(const bpe *b, bpe_scratch *s, const uint8_t *w, s
         if (hit.klen) {
             size_t off = at;
             for (size_t i = 0; i < hit.nids; i++) {
-                st = toklist_push(out, hit.ids[i], cp_of_byte[off], cp_of_byte[off + hit.lens[i] - 1] + 1, err);
+                st = toklist_push(out, hit.ids[i], cp_of_byte[off], cp_of_byte[off + hit.lens[i] - 1] + 1,
+                                  err);
                 if (st != MCLI_OK)
                     return st;
                 off += hit.lens[i];
@@ -555,7 +560,8 @@ mcli_status bpe_encode(const bpe *b, const char *text, size_t from, size_t to, c
                            from + (size_t)pos);
             goto done;
         }
-        if ((st = encode_word(b, &s, subject + ov[0], ov[1] - ov[0], from + ov[0], cp_of_byte, out, err)) != MCLI_OK)
+        if ((st = encode_word(b, &s, subject + ov[0], ov[1] - ov[0], from + ov[0], cp_of_byte, out, err)) !=
+            MCLI_OK)
             goto done;
         pos = ov[1];
     }

@@ -43,8 +43,8 @@ size_t bpe_skipped_merges(const bpe *b);
 
 /* Encodes text[from..to) (valid UTF-8, a whole chunk between added tokens). cp_of_byte maps
  * a byte offset of text to the code point index of the character holding it. */
-mcli_status bpe_encode(const bpe *b, const char *text, size_t from, size_t to,
-                       const int32_t *cp_of_byte, tok_list *out, mcli_err *err) MCLI_MUST_USE;
+mcli_status bpe_encode(const bpe *b, const char *text, size_t from, size_t to, const int32_t *cp_of_byte,
+                       tok_list *out, mcli_err *err) MCLI_MUST_USE;
 
 /* Appends the bytes a byte-level token string stands for to out (at most strlen(tok) bytes);
  * returns the count, or -1 if tok contains a character that is not a byte stand-in. */

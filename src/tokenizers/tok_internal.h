@@ -13,12 +13,12 @@
 
 #include "util/status.h"
 
-#define TOK_MAX_TOKENS (1u << 26)         /* tokens one encode may produce */
-#define TOK_MAX_TEXT_BYTES (64u << 20)    /* bytes of text one encode accepts */
+#define TOK_MAX_TOKENS (1u << 26)      /* tokens one encode may produce */
+#define TOK_MAX_TEXT_BYTES (64u << 20) /* bytes of text one encode accepts */
 
 typedef struct {
-    int32_t *ids;   /* [n] */
-    int32_t *offs;  /* [2n] start,end code point offsets into the whole input */
+    int32_t *ids;  /* [n] */
+    int32_t *offs; /* [2n] start,end code point offsets into the whole input */
     size_t n, cap;
 } tok_list;
 

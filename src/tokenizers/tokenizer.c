@@ -287,7 +287,7 @@ bool tok_json_bool(const json_t *obj, const char *key, bool dflt)
  * default; returns its id in the vocabulary (registering it as a special added token so it is
  * recognised in text), or -1 when it is not in the vocabulary. */
 mcli_status tok_resolve_special(mcli_tokenizer *t, const json_t *cfg, const json_t *map, const char *key,
-                                   const char *dflt, int32_t *id, mcli_err *err)
+                                const char *dflt, int32_t *id, mcli_err *err)
 {
     *id = -1;
     const json_t *v = cfg ? json_object_get(cfg, key) : NULL;
@@ -326,18 +326,20 @@ static bool parse_id(const char *s, int32_t *out)
 /* tokenizer_config.json "added_tokens_decoder", added_tokens.json and
  * "additional_special_tokens". */
 mcli_status tok_load_added(mcli_tokenizer *t, const char *dir, const json_t *cfg, const json_t *map,
-                              mcli_err *err)
+                           mcli_err *err)
 {
     mcli_status st = MCLI_OK;
     const json_t *dec = cfg ? json_object_get(cfg, "added_tokens_decoder") : NULL;
     if (json_is_object(dec)) {
         const char *key;
         json_t *v;
-        json_object_foreach((json_t *)dec, key, v) {
+        json_object_foreach((json_t *)dec, key, v)
+        {
             int32_t id;
             const char *content = tok_json_token_text(v);
             if (!parse_id(key, &id) || !content)
-                return mcli_fail(err, MCLI_ERR_FORMAT, "tokenizer_config.json: bad added_tokens_decoder entry \"%s\"", key);
+                return mcli_fail(err, MCLI_ERR_FORMAT,
+                                 "tokenizer_config.json: bad added_tokens_decoder entry \"%s\"", key);
             st = tok_add_token(t, content, strlen(content), id, tok_json_bool(v, "special", false),
                                tok_json_bool(v, "lstrip", false), tok_json_bool(v, "rstrip", false), err);
             if (st != MCLI_OK)
@@ -353,12 +355,15 @@ mcli_status tok_load_added(mcli_tokenizer *t, const char *dir, const json_t *cfg
     if (at) {
         const char *key;
         json_t *v;
-        json_object_foreach(at, key, v) {
+        json_object_foreach(at, key, v)
+        {
             if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= VOCAB_MAX_ID) {
-                st = mcli_fail(err, MCLI_ERR_FORMAT, "%s: the id of \"%s\" is not a valid token id", path, key);
+                st = mcli_fail(err, MCLI_ERR_FORMAT, "%s: the id of \"%s\" is not a valid token id", path,
+                               key);
                 break;
             }
-            if ((st = tok_add_token(t, key, strlen(key), (int32_t)json_integer_value(v), false, false, false, err)) != MCLI_OK)
+            if ((st = tok_add_token(t, key, strlen(key), (int32_t)json_integer_value(v), false, false, false,
+                                    err)) != MCLI_OK)
                 break;
         }
         json_decref(at);
@@ -371,12 +376,14 @@ mcli_status tok_load_added(mcli_tokenizer *t, const char *dir, const json_t *cfg
     if (json_is_array(extra)) {
         size_t i;
         json_t *v;
-        json_array_foreach((json_t *)extra, i, v) {
+        json_array_foreach((json_t *)extra, i, v)
+        {
             const char *text = tok_json_token_text(v);
             if (!text)
                 continue;
             int32_t id = vocab_find(t->vocab, text, strlen(text));
-            if (id >= 0 && (st = tok_add_token(t, text, strlen(text), id, true, false, false, err)) != MCLI_OK)
+            if (id >= 0 &&
+                (st = tok_add_token(t, text, strlen(text), id, true, false, false, err)) != MCLI_OK)
                 return st;
         }
     }
@@ -426,8 +433,8 @@ static mcli_status load_vocab_txt(mcli_tokenizer *t, const char *path, mcli_err 
             goto done;
         }
         if (replaced && dups++ < 3)
-            LOG_WARN("%s: line %ld repeats an earlier token; like transformers, the last line's id wins", path,
-                     (long)id + 1);
+            LOG_WARN("%s: line %ld repeats an earlier token; like transformers, the last line's id wins",
+                     path, (long)id + 1);
         id++;
         if (end < len && buf[end] == '\r' && end + 1 < len && buf[end + 1] == '\n')
             end++;
@@ -536,21 +543,23 @@ static mcli_status load_vocab_json(mcli_tokenizer *t, const char *path, mcli_err
     json_t *root = json_loadb(buf, len, 0, &je);
     free(buf);
     if (!root)
-        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", path, je.line, je.column,
-                         je.text);
+        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", path, je.line,
+                         je.column, je.text);
     if (!json_is_object(root) || json_object_size(root) == 0) {
         st = mcli_fail(err, MCLI_ERR_FORMAT, "%s: expected a non-empty object of token -> id", path);
         goto done;
     }
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= VOCAB_MAX_ID) {
-            st = mcli_fail(err, MCLI_ERR_FORMAT, "%s: the id of token \"%.64s\" is not an integer in 0..%d", path, key,
-                           VOCAB_MAX_ID - 1);
+            st = mcli_fail(err, MCLI_ERR_FORMAT, "%s: the id of token \"%.64s\" is not an integer in 0..%d",
+                           path, key, VOCAB_MAX_ID - 1);
             goto done;
         }
-        if ((st = vocab_set(t->vocab, key, strlen(key), (int32_t)json_integer_value(v), NULL, err)) != MCLI_OK) {
+        if ((st = vocab_set(t->vocab, key, strlen(key), (int32_t)json_integer_value(v), NULL, err)) !=
+            MCLI_OK) {
             mcli_err_prefix(err, "%s", path);
             goto done;
         }
@@ -639,8 +648,9 @@ mcli_status tokenizer_load(const char *dir, mcli_tokenizer **out, mcli_err *err)
     else if (has_bpe)
         st = load_bpe_dir(dir, out, err);
     else
-        return mcli_fail(err, MCLI_ERR_NOT_FOUND,
-                         "%s: no tokenizer found (expected tokenizer.json, vocab.txt, or vocab.json + merges.txt)", dir);
+        return mcli_fail(
+            err, MCLI_ERR_NOT_FOUND,
+            "%s: no tokenizer found (expected tokenizer.json, vocab.txt, or vocab.json + merges.txt)", dir);
     if (st != MCLI_OK)
         return mcli_err_prefix(err, "loading the tokenizer of %s", dir);
     return MCLI_OK;
@@ -708,8 +718,8 @@ static const added_tok *match_added(const mcli_tokenizer *t, const char *text, s
 typedef struct {
     const char *text;
     size_t len;
-    uint32_t *cps;        /* [n_cps] */
-    int32_t *cp_of_byte;  /* [len + 1] */
+    uint32_t *cps;       /* [n_cps] */
+    int32_t *cp_of_byte; /* [len + 1] */
     size_t n_cps;
 } text_view;
 
@@ -764,7 +774,8 @@ static mcli_status encode_chunk(const mcli_tokenizer *t, const text_view *v, siz
 }
 
 /* Encodes one text without post-processing: added tokens, then the model between them. */
-static mcli_status encode_one(const mcli_tokenizer *t, const char *text, size_t len, tok_list *out, mcli_err *err)
+static mcli_status encode_one(const mcli_tokenizer *t, const char *text, size_t len, tok_list *out,
+                              mcli_err *err)
 {
     if (len > TOK_MAX_TEXT_BYTES)
         return mcli_fail(err, MCLI_ERR_TOO_LARGE, "text of %zu bytes is over the %u-byte limit", len,
@@ -844,8 +855,8 @@ mcli_status tokenizer_encode(const mcli_tokenizer *t, const char *text, size_t l
             goto fail;
         }
         if (max < n_special) {
-            st = mcli_fail(err, MCLI_ERR_INVALID_ARG, "max_length %zu leaves no room for the %zu special tokens",
-                           max, n_special);
+            st = mcli_fail(err, MCLI_ERR_INVALID_ARG,
+                           "max_length %zu leaves no room for the %zu special tokens", max, n_special);
             goto fail;
         }
         /* longest_first, as transformers: drop one token at a time from the longer text
@@ -869,14 +880,14 @@ mcli_status tokenizer_encode(const mcli_tokenizer *t, const char *text, size_t l
         goto fail;
     }
     size_t k = 0;
-#define EMIT(id_, type_, s_, e_, sp_)                                                                          \
-    do {                                                                                                       \
-        out->ids[k] = (id_);                                                                                   \
-        out->type_ids[k] = (type_);                                                                            \
-        out->offsets[2 * k] = (s_);                                                                            \
-        out->offsets[2 * k + 1] = (e_);                                                                        \
-        out->special[k] = (sp_);                                                                               \
-        k++;                                                                                                   \
+#define EMIT(id_, type_, s_, e_, sp_)                                                                        \
+    do {                                                                                                     \
+        out->ids[k] = (id_);                                                                                 \
+        out->type_ids[k] = (type_);                                                                          \
+        out->offsets[2 * k] = (s_);                                                                          \
+        out->offsets[2 * k + 1] = (e_);                                                                      \
+        out->special[k] = (sp_);                                                                             \
+        k++;                                                                                                 \
     } while (0)
     if (specials)
         EMIT(t->pp_cls, 0, 0, 0, 1);
@@ -933,7 +944,10 @@ static bool put_utf8_lossy(dbuf *out, const uint8_t *b, size_t n, bool keep_tail
         }
         /* length of the maximal subpart of a valid sequence starting at i */
         uint8_t c = b[i];
-        size_t need = (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+        size_t need = (c >= 0xC2 && c <= 0xDF)   ? 2
+                      : (c >= 0xE0 && c <= 0xEF) ? 3
+                      : (c >= 0xF0 && c <= 0xF4) ? 4
+                                                 : 0;
         size_t j = i + 1;
         if (need) {
             uint8_t lo = 0x80, hi = 0xBF;
@@ -1033,8 +1047,8 @@ static mcli_status convert_run(const mcli_tokenizer *t, const int32_t *ids, size
     return st;
 }
 
-static mcli_status decode_into(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, dbuf *out,
-                               mcli_err *err)
+static mcli_status decode_into(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                               dbuf *out, mcli_err *err)
 {
     size_t range = vocab_id_range(t->vocab);
     int32_t *kept = malloc((n ? n : 1) * sizeof *kept);
@@ -1044,8 +1058,9 @@ static mcli_status decode_into(const mcli_tokenizer *t, const int32_t *ids, size
     mcli_status st = MCLI_OK;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || (size_t)ids[i] >= range) {
-            st = mcli_fail(err, MCLI_ERR_INVALID_ARG, "token id %ld (position %zu) is outside the vocabulary (0..%zu)",
-                           (long)ids[i], i, range - 1);
+            st = mcli_fail(err, MCLI_ERR_INVALID_ARG,
+                           "token id %ld (position %zu) is outside the vocabulary (0..%zu)", (long)ids[i], i,
+                           range - 1);
             goto done;
         }
         if (skip_special && (t->id_flags[ids[i]] & TOK_F_SPECIAL))
@@ -1108,8 +1123,8 @@ mcli_status tokenizer_decode_len(const mcli_tokenizer *t, const int32_t *ids, si
     return MCLI_OK;
 }
 
-mcli_status tokenizer_decode(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, char **out,
-                             mcli_err *err)
+mcli_status tokenizer_decode(const mcli_tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
+                             char **out, mcli_err *err)
 {
     size_t len;
     return tokenizer_decode_len(t, ids, n, skip_special, out, &len, err);
@@ -1122,12 +1137,12 @@ mcli_status tokenizer_decode(const mcli_tokenizer *t, const int32_t *ids, size_t
 struct mcli_detok {
     const mcli_tokenizer *t;
     bool skip_special;
-    uint8_t pending[8];     /* BPE: an unfinished UTF-8 sequence */
+    uint8_t pending[8]; /* BPE: an unfinished UTF-8 sequence */
     size_t n_pending;
-    dbuf piece;             /* the text returned by the last call */
-    int32_t *ids;           /* WordPiece: every id so far */
+    dbuf piece;   /* the text returned by the last call */
+    int32_t *ids; /* WordPiece: every id so far */
     size_t n_ids, cap_ids;
-    size_t emitted;         /* WordPiece: bytes of the full decode already returned */
+    size_t emitted; /* WordPiece: bytes of the full decode already returned */
 };
 
 mcli_status detok_new(const mcli_tokenizer *t, bool skip_special, mcli_detok **out, mcli_err *err)

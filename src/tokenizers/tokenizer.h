@@ -39,18 +39,18 @@ typedef struct mcli_tokenizer mcli_tokenizer;
 typedef enum { MCLI_TOK_WORDPIECE, MCLI_TOK_BPE } mcli_tok_kind;
 
 typedef struct {
-    int32_t *ids;         /* [n] token ids */
-    int32_t *type_ids;    /* [n] segment ids (0 for the first text, 1 for the pair) */
-    int32_t *offsets;     /* [2n] start,end character (code point) offsets into the input; 0,0 for specials */
-    uint8_t *special;     /* [n] 1 where the token was added by the post-processor ([CLS], [SEP]) */
+    int32_t *ids;      /* [n] token ids */
+    int32_t *type_ids; /* [n] segment ids (0 for the first text, 1 for the pair) */
+    int32_t *offsets;  /* [2n] start,end character (code point) offsets into the input; 0,0 for specials */
+    uint8_t *special;  /* [n] 1 where the token was added by the post-processor ([CLS], [SEP]) */
     size_t n;
-    bool truncated;       /* the input was longer than max_length and was cut */
+    bool truncated; /* the input was longer than max_length and was cut */
 } mcli_encoding;
 
 typedef struct {
-    bool add_special_tokens;  /* [CLS] a [SEP] (b [SEP]) for BERT; nothing for GPT-2 */
-    size_t max_length;        /* 0 = no limit */
-    bool truncate;            /* true: cut to max_length; false: exceeding it is MCLI_ERR_TOO_LARGE */
+    bool add_special_tokens; /* [CLS] a [SEP] (b [SEP]) for BERT; nothing for GPT-2 */
+    size_t max_length;       /* 0 = no limit */
+    bool truncate;           /* true: cut to max_length; false: exceeding it is MCLI_ERR_TOO_LARGE */
 } mcli_tok_opts;
 
 mcli_status tokenizer_load(const char *dir, mcli_tokenizer **out, mcli_err *err) MCLI_MUST_USE;
@@ -91,10 +91,12 @@ const mcli_special_ids *tokenizer_special(const mcli_tokenizer *t);
 /* Incremental decoding for streaming: feed ids one at a time, get back only text that ends
  * on complete UTF-8 sequences. Caller owns the mcli_detok (detok_free). */
 typedef struct mcli_detok mcli_detok;
-mcli_status detok_new(const mcli_tokenizer *t, bool skip_special, mcli_detok **out, mcli_err *err) MCLI_MUST_USE;
+mcli_status detok_new(const mcli_tokenizer *t, bool skip_special, mcli_detok **out,
+                      mcli_err *err) MCLI_MUST_USE;
 /* Appends the text made complete by id to *piece (NUL-terminated, owned by detok, valid until
  * the next call); *piece_len may be 0. */
-mcli_status detok_push(mcli_detok *d, int32_t id, const char **piece, size_t *piece_len, mcli_err *err) MCLI_MUST_USE;
+mcli_status detok_push(mcli_detok *d, int32_t id, const char **piece, size_t *piece_len,
+                       mcli_err *err) MCLI_MUST_USE;
 /* Whatever bytes remain (an incomplete sequence at the end, decoded with U+FFFD). */
 mcli_status detok_flush(mcli_detok *d, const char **piece, size_t *piece_len, mcli_err *err) MCLI_MUST_USE;
 void detok_free(mcli_detok *d);

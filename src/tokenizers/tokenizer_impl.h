@@ -20,12 +20,12 @@
 #define TOK_MAX_JSON_BYTES (128u << 20)  /* tokenizer.json */
 #define TOK_MAX_CONFIG_BYTES (16u << 20) /* tokenizer_config.json & co */
 
-#define TOK_F_SPECIAL 1u  /* in all_special_ids: skipped by decode(skip_special) */
-#define TOK_F_ADDED 2u    /* an added token outside the base vocabulary: decodes as its text */
-#define TOK_F_LEGACY 4u   /* Python's decode sets it apart as its own sub-text */
+#define TOK_F_SPECIAL 1u /* in all_special_ids: skipped by decode(skip_special) */
+#define TOK_F_ADDED 2u   /* an added token outside the base vocabulary: decodes as its text */
+#define TOK_F_LEGACY 4u  /* Python's decode sets it apart as its own sub-text */
 
 typedef struct {
-    char *content;       /* owned, NUL-terminated */
+    char *content; /* owned, NUL-terminated */
     size_t len;
     int32_t id;
     bool special;        /* a special token: skipped by decode(skip_special) */
@@ -35,21 +35,21 @@ typedef struct {
 struct mcli_tokenizer {
     mcli_tok_kind kind;
     tok_vocab *vocab;
-    size_t base_vocab;         /* id range of the model vocabulary before added tokens */
-    wordpiece *wp;             /* kind == WORDPIECE */
-    bpe *bpe;                  /* kind == BPE */
-    wp_opts wpo;               /* options the wordpiece was built with (never_split not kept) */
-    added_tok *added;          /* [n_added], matched in text longest-first at each position */
+    size_t base_vocab; /* id range of the model vocabulary before added tokens */
+    wordpiece *wp;     /* kind == WORDPIECE */
+    bpe *bpe;          /* kind == BPE */
+    wp_opts wpo;       /* options the wordpiece was built with (never_split not kept) */
+    added_tok *added;  /* [n_added], matched in text longest-first at each position */
     size_t n_added, cap_added;
-    uint8_t added_first[32];   /* bitset of the first bytes of added tokens */
-    uint8_t *id_flags;         /* [vocab_id_range] TOK_F_* bits per id */
+    uint8_t added_first[32]; /* bitset of the first bytes of added tokens */
+    uint8_t *id_flags;       /* [vocab_id_range] TOK_F_* bits per id */
     mcli_special_ids sp;
-    int32_t pp_cls, pp_sep;    /* post-processor ids ([CLS] A [SEP] B [SEP]); -1: none */
-    size_t model_max_length;   /* 0 = unknown / unlimited */
-    bool cleanup_spaces;       /* clean_up_tokenization_spaces on decode */
-    bool add_prefix_space;     /* BPE: prepend " " before encoding */
-    char wp_prefix[16];        /* WordPiece decoder prefix, "##" */
-    const char *source;        /* "tokenizer.json" or "vocab.txt" / "vocab.json+merges.txt" */
+    int32_t pp_cls, pp_sep;  /* post-processor ids ([CLS] A [SEP] B [SEP]); -1: none */
+    size_t model_max_length; /* 0 = unknown / unlimited */
+    bool cleanup_spaces;     /* clean_up_tokenization_spaces on decode */
+    bool add_prefix_space;   /* BPE: prepend " " before encoding */
+    char wp_prefix[16];      /* WordPiece decoder prefix, "##" */
+    const char *source;      /* "tokenizer.json" or "vocab.txt" / "vocab.json+merges.txt" */
 };
 
 /* Allocates an empty tokenizer of the given kind with its vocab. */

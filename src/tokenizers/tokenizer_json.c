@@ -32,13 +32,16 @@ static const char *type_of(const json_t *obj)
 static mcli_status load_vocab_object(mcli_tokenizer *t, const json_t *vocab, const char *path, mcli_err *err)
 {
     if (!json_is_object(vocab) || json_object_size(vocab) == 0)
-        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.vocab must be a non-empty object of token -> id", path);
+        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.vocab must be a non-empty object of token -> id",
+                         path);
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)vocab, key, v) {
+    json_object_foreach((json_t *)vocab, key, v)
+    {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= VOCAB_MAX_ID)
-            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.vocab id of \"%.64s\" is not an integer in 0..%d", path,
-                             key, VOCAB_MAX_ID - 1);
+            return mcli_fail(err, MCLI_ERR_FORMAT,
+                             "%s: model.vocab id of \"%.64s\" is not an integer in 0..%d", path, key,
+                             VOCAB_MAX_ID - 1);
         if (!uni_utf8_valid((const uint8_t *)key, strlen(key), NULL))
             return mcli_fail(err, MCLI_ERR_FORMAT, "%s: a model.vocab token is not valid UTF-8", path);
         mcli_status st = vocab_set(t->vocab, key, strlen(key), (int32_t)json_integer_value(v), NULL, err);
@@ -57,16 +60,18 @@ static mcli_status load_added_tokens(mcli_tokenizer *t, const json_t *root, cons
         return mcli_fail(err, MCLI_ERR_FORMAT, "%s: added_tokens must be an array", path);
     size_t i;
     json_t *a;
-    json_array_foreach((json_t *)added, i, a) {
+    json_array_foreach((json_t *)added, i, a)
+    {
         const json_t *id = json_object_get(a, "id");
         const json_t *content = json_object_get(a, "content");
         if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= VOCAB_MAX_ID ||
             !json_is_string(content))
-            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: added_tokens[%zu] needs an integer id and a string content",
-                             path, i);
-        mcli_status st = tok_add_token(t, json_string_value(content), json_string_length(content),
-                                       (int32_t)json_integer_value(id), tok_json_bool(a, "special", false),
-                                       tok_json_bool(a, "lstrip", false), tok_json_bool(a, "rstrip", false), err);
+            return mcli_fail(err, MCLI_ERR_FORMAT,
+                             "%s: added_tokens[%zu] needs an integer id and a string content", path, i);
+        mcli_status st =
+            tok_add_token(t, json_string_value(content), json_string_length(content),
+                          (int32_t)json_integer_value(id), tok_json_bool(a, "special", false),
+                          tok_json_bool(a, "lstrip", false), tok_json_bool(a, "rstrip", false), err);
         if (st != MCLI_OK)
             return mcli_err_prefix(err, "%s: added_tokens[%zu]", path, i);
     }
@@ -79,11 +84,13 @@ static mcli_status template_special(const json_t *pp, const json_t *piece, int32
 {
     const json_t *st = json_object_get(piece, "SpecialToken");
     const json_t *name = json_object_get(st, "id");
-    const json_t *entry = json_object_get(json_object_get(pp, "special_tokens"), json_string_value(name) ? json_string_value(name) : "");
+    const json_t *entry = json_object_get(json_object_get(pp, "special_tokens"),
+                                          json_string_value(name) ? json_string_value(name) : "");
     const json_t *ids = json_object_get(entry, "ids");
     if (!json_is_string(name) || !json_is_array(ids) || json_array_size(ids) != 1 ||
         !json_is_integer(json_array_get(ids, 0)))
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: post_processor special token entry is not a single id", path);
+        return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
+                         "%s: post_processor special token entry is not a single id", path);
     json_int_t v = json_integer_value(json_array_get(ids, 0));
     if (v < 0 || v >= VOCAB_MAX_ID)
         return mcli_fail(err, MCLI_ERR_FORMAT, "%s: post_processor special token id out of range", path);
@@ -112,20 +119,24 @@ static mcli_status load_post_processor(mcli_tokenizer *t, const json_t *root, co
         const json_t *cls = json_object_get(pp, "cls"), *sep = json_object_get(pp, "sep");
         if (!json_is_array(cls) || !json_is_array(sep) || !json_is_integer(json_array_get(cls, 1)) ||
             !json_is_integer(json_array_get(sep, 1)))
-            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: BertProcessing needs cls and sep as [token, id]", path);
+            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: BertProcessing needs cls and sep as [token, id]",
+                             path);
         t->pp_cls = (int32_t)json_integer_value(json_array_get(cls, 1));
         t->pp_sep = (int32_t)json_integer_value(json_array_get(sep, 1));
         return MCLI_OK;
     }
     if (strcmp(type, "TemplateProcessing") != 0)
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: post_processor type \"%s\" is not supported", path, type);
+        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: post_processor type \"%s\" is not supported", path,
+                         type);
     const json_t *single = json_object_get(pp, "single"), *pair = json_object_get(pp, "pair");
     if (json_is_array(single) && json_array_size(single) == 1 && is_sequence(json_array_get(single, 0), "A"))
         return MCLI_OK;
-    if (!json_is_array(single) || json_array_size(single) != 3 || !is_sequence(json_array_get(single, 1), "A") ||
-        !json_is_array(pair) || json_array_size(pair) != 5 || !is_sequence(json_array_get(pair, 3), "B"))
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
-                         "%s: only the \"[CLS] $A [SEP]\" / \"[CLS] $A [SEP] $B [SEP]\" template is supported", path);
+    if (!json_is_array(single) || json_array_size(single) != 3 ||
+        !is_sequence(json_array_get(single, 1), "A") || !json_is_array(pair) || json_array_size(pair) != 5 ||
+        !is_sequence(json_array_get(pair, 3), "B"))
+        return mcli_fail(
+            err, MCLI_ERR_UNSUPPORTED,
+            "%s: only the \"[CLS] $A [SEP]\" / \"[CLS] $A [SEP] $B [SEP]\" template is supported", path);
     int32_t cls, sep, pcls, psep1, psep2;
     mcli_status st;
     if ((st = template_special(pp, json_array_get(single, 0), &cls, path, err)) != MCLI_OK ||
@@ -135,25 +146,32 @@ static mcli_status load_post_processor(mcli_tokenizer *t, const json_t *root, co
         (st = template_special(pp, json_array_get(pair, 4), &psep2, path, err)) != MCLI_OK)
         return st;
     if (pcls != cls || psep1 != sep || psep2 != sep)
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: the pair template uses other special tokens than the single one",
-                         path);
+        return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
+                         "%s: the pair template uses other special tokens than the single one", path);
     t->pp_cls = cls;
     t->pp_sep = sep;
     return MCLI_OK;
 }
 
-static mcli_status load_wordpiece(mcli_tokenizer *t, const json_t *root, const json_t *model, const char *path,
-                                  mcli_err *err)
+static mcli_status load_wordpiece(mcli_tokenizer *t, const json_t *root, const json_t *model,
+                                  const char *path, mcli_err *err)
 {
     mcli_status st = load_vocab_object(t, json_object_get(model, "vocab"), path, err);
     if (st != MCLI_OK)
         return st;
     t->base_vocab = vocab_id_range(t->vocab);
-    wp_opts o = {.lowercase = false, .strip_accents = -1, .tokenize_chinese = false, .clean_text = false,
-                 .unk_id = -1, .max_input_chars = 100, .prefix = "##"};
+    wp_opts o = {.lowercase = false,
+                 .strip_accents = -1,
+                 .tokenize_chinese = false,
+                 .clean_text = false,
+                 .unk_id = -1,
+                 .max_input_chars = 100,
+                 .prefix = "##"};
     const json_t *unk = json_object_get(model, "unk_token");
-    if (!json_is_string(unk) || (o.unk_id = vocab_find(t->vocab, json_string_value(unk), json_string_length(unk))) < 0)
-        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.unk_token is missing or not in the vocabulary", path);
+    if (!json_is_string(unk) ||
+        (o.unk_id = vocab_find(t->vocab, json_string_value(unk), json_string_length(unk))) < 0)
+        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.unk_token is missing or not in the vocabulary",
+                         path);
     t->sp.unk = o.unk_id;
     const json_t *prefix = json_object_get(model, "continuing_subword_prefix");
     if (json_is_string(prefix)) {
@@ -169,8 +187,9 @@ static mcli_status load_wordpiece(mcli_tokenizer *t, const json_t *root, const j
     if (norm && !json_is_null(norm)) {
         const char *nt = type_of(norm);
         if (!nt || strcmp(nt, "BertNormalizer") != 0)
-            return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: normalizer \"%s\" is not supported (only BertNormalizer)",
-                             path, nt ? nt : "?");
+            return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
+                             "%s: normalizer \"%s\" is not supported (only BertNormalizer)", path,
+                             nt ? nt : "?");
         o.clean_text = tok_json_bool(norm, "clean_text", true);
         o.tokenize_chinese = tok_json_bool(norm, "handle_chinese_chars", true);
         o.lowercase = tok_json_bool(norm, "lowercase", true);
@@ -184,16 +203,17 @@ static mcli_status load_wordpiece(mcli_tokenizer *t, const json_t *root, const j
     if (pre && !json_is_null(pre)) {
         const char *pt = type_of(pre);
         if (!pt || strcmp(pt, "BertPreTokenizer") != 0)
-            return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
-                             "%s: pre_tokenizer \"%s\" is not supported with WordPiece (only BertPreTokenizer)", path,
-                             pt ? pt : "?");
+            return mcli_fail(
+                err, MCLI_ERR_UNSUPPORTED,
+                "%s: pre_tokenizer \"%s\" is not supported with WordPiece (only BertPreTokenizer)", path,
+                pt ? pt : "?");
     }
     const json_t *dec = json_object_get(root, "decoder");
     if (dec && !json_is_null(dec)) {
         const char *dt = type_of(dec);
         if (!dt || strcmp(dt, "WordPiece") != 0)
-            return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: decoder \"%s\" is not supported with WordPiece", path,
-                             dt ? dt : "?");
+            return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: decoder \"%s\" is not supported with WordPiece",
+                             path, dt ? dt : "?");
         t->cleanup_spaces = tok_json_bool(dec, "cleanup", true);
         const json_t *dp = json_object_get(dec, "prefix");
         if (json_is_string(dp) && json_string_length(dp) < sizeof t->wp_prefix)
@@ -212,24 +232,28 @@ static mcli_status load_bpe(mcli_tokenizer *t, const json_t *root, const json_t 
     t->base_vocab = vocab_id_range(t->vocab);
     const json_t *csp = json_object_get(model, "continuing_subword_prefix");
     const json_t *eow = json_object_get(model, "end_of_word_suffix");
-    if ((json_is_string(csp) && json_string_length(csp)) || (json_is_string(eow) && json_string_length(eow)) ||
+    if ((json_is_string(csp) && json_string_length(csp)) ||
+        (json_is_string(eow) && json_string_length(eow)) ||
         json_is_true(json_object_get(model, "byte_fallback")) ||
         (json_object_get(model, "dropout") && !json_is_null(json_object_get(model, "dropout"))))
         return mcli_fail(err, MCLI_ERR_UNSUPPORTED,
-                         "%s: BPE with a subword prefix/suffix, byte fallback or dropout is not supported", path);
+                         "%s: BPE with a subword prefix/suffix, byte fallback or dropout is not supported",
+                         path);
     const json_t *pre = json_object_get(root, "pre_tokenizer");
     const char *pt = pre ? type_of(pre) : NULL;
     if (!pt || strcmp(pt, "ByteLevel") != 0 || !tok_json_bool(pre, "use_regex", true))
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: only byte-level BPE (pre_tokenizer ByteLevel with the GPT-2 regex) is supported",
-                         path);
+        return mcli_fail(
+            err, MCLI_ERR_UNSUPPORTED,
+            "%s: only byte-level BPE (pre_tokenizer ByteLevel with the GPT-2 regex) is supported", path);
     t->add_prefix_space = tok_json_bool(pre, "add_prefix_space", false);
     const json_t *norm = json_object_get(root, "normalizer");
     if (norm && !json_is_null(norm))
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: a normalizer with byte-level BPE is not supported", path);
+        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: a normalizer with byte-level BPE is not supported",
+                         path);
     const json_t *dec = json_object_get(root, "decoder");
     if (dec && !json_is_null(dec) && (!type_of(dec) || strcmp(type_of(dec), "ByteLevel") != 0))
-        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: decoder \"%s\" is not supported with byte-level BPE", path,
-                         type_of(dec) ? type_of(dec) : "?");
+        return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: decoder \"%s\" is not supported with byte-level BPE",
+                         path, type_of(dec) ? type_of(dec) : "?");
 
     if ((st = bpe_new(t->vocab, &t->bpe, err)) != MCLI_OK)
         return mcli_err_prefix(err, "%s", path);
@@ -238,21 +262,24 @@ static mcli_status load_bpe(mcli_tokenizer *t, const json_t *root, const json_t 
         return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.merges must be an array", path);
     size_t i;
     json_t *m;
-    json_array_foreach((json_t *)merges, i, m) {
+    json_array_foreach((json_t *)merges, i, m)
+    {
         const char *l, *r;
         size_t ll, rl;
         if (json_is_string(m)) {
             const char *s = json_string_value(m);
             const char *sp = strchr(s, ' ');
             if (!sp || sp == s || !sp[1] || strchr(sp + 1, ' '))
-                return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.merges[%zu] is not \"left right\"", path, i);
+                return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.merges[%zu] is not \"left right\"", path,
+                                 i);
             l = s, ll = (size_t)(sp - s), r = sp + 1, rl = strlen(sp + 1);
         } else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
                    json_is_string(json_array_get(m, 1))) {
             l = json_string_value(json_array_get(m, 0)), ll = json_string_length(json_array_get(m, 0));
             r = json_string_value(json_array_get(m, 1)), rl = json_string_length(json_array_get(m, 1));
         } else {
-            return mcli_fail(err, MCLI_ERR_FORMAT, "%s: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", path, i);
+            return mcli_fail(err, MCLI_ERR_FORMAT,
+                             "%s: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", path, i);
         }
         bool skipped;
         if (i >= UINT32_MAX)
@@ -277,8 +304,9 @@ mcli_status tokenizer_json_load(const char *path, mcli_tokenizer **out, mcli_err
     root = json_loadb(buf, len, 0, &je);
     free(buf);
     if (!root)
-        return mcli_fail(err, MCLI_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s (truncated download?)", path,
-                         je.line, je.column, je.text);
+        return mcli_fail(err, MCLI_ERR_FORMAT,
+                         "%s: invalid JSON at line %d column %d: %s (truncated download?)", path, je.line,
+                         je.column, je.text);
     const json_t *model = json_object_get(root, "model");
     const char *mt = json_is_object(model) ? type_of(model) : NULL;
     if (!mt && json_is_object(model) && json_object_get(model, "merges"))
@@ -289,14 +317,15 @@ mcli_status tokenizer_json_load(const char *path, mcli_tokenizer **out, mcli_err
     }
     bool wp = !strcmp(mt, "WordPiece");
     if (!wp && strcmp(mt, "BPE") != 0) {
-        st = mcli_fail(err, MCLI_ERR_UNSUPPORTED, "%s: model type \"%s\" is not supported (WordPiece and BPE are)", path,
-                       mt);
+        st = mcli_fail(err, MCLI_ERR_UNSUPPORTED,
+                       "%s: model type \"%s\" is not supported (WordPiece and BPE are)", path, mt);
         goto fail;
     }
     if ((st = tok_alloc(wp ? MCLI_TOK_WORDPIECE : MCLI_TOK_BPE, &t, err)) != MCLI_OK)
         goto fail;
     t->source = "tokenizer.json";
-    if ((st = wp ? load_wordpiece(t, root, model, path, err) : load_bpe(t, root, model, path, err)) != MCLI_OK ||
+    if ((st = wp ? load_wordpiece(t, root, model, path, err) : load_bpe(t, root, model, path, err)) !=
+            MCLI_OK ||
         (st = load_added_tokens(t, root, path, err)) != MCLI_OK ||
         (st = load_post_processor(t, root, path, err)) != MCLI_OK)
         goto fail;
@@ -325,13 +354,17 @@ mcli_status tokenizer_json_load(const char *path, mcli_tokenizer **out, mcli_err
             (st = tok_resolve_special(t, cfg, map, "mask_token", "[MASK]", &t->sp.mask, err)) != MCLI_OK)
             goto fail;
         const char *unk_text = vocab_str(t->vocab, unk, NULL);
-        if (unk_text && (st = tok_add_token(t, unk_text, strlen(unk_text), unk, true, false, false, err)) != MCLI_OK)
+        if (unk_text &&
+            (st = tok_add_token(t, unk_text, strlen(unk_text), unk, true, false, false, err)) != MCLI_OK)
             goto fail;
         t->sp.unk = unk;
     } else {
-        if ((st = tok_resolve_special(t, cfg, map, "unk_token", "<|endoftext|>", &t->sp.unk, err)) != MCLI_OK ||
-            (st = tok_resolve_special(t, cfg, map, "bos_token", "<|endoftext|>", &t->sp.bos, err)) != MCLI_OK ||
-            (st = tok_resolve_special(t, cfg, map, "eos_token", "<|endoftext|>", &t->sp.eos, err)) != MCLI_OK ||
+        if ((st = tok_resolve_special(t, cfg, map, "unk_token", "<|endoftext|>", &t->sp.unk, err)) !=
+                MCLI_OK ||
+            (st = tok_resolve_special(t, cfg, map, "bos_token", "<|endoftext|>", &t->sp.bos, err)) !=
+                MCLI_OK ||
+            (st = tok_resolve_special(t, cfg, map, "eos_token", "<|endoftext|>", &t->sp.eos, err)) !=
+                MCLI_OK ||
             (st = tok_resolve_special(t, cfg, map, "pad_token", NULL, &t->sp.pad, err)) != MCLI_OK)
             goto fail;
     }

@@ -25,12 +25,12 @@ size_t uni_utf8_encode(uint32_t cp, uint8_t out[4]);
 bool uni_utf8_valid(const uint8_t *s, size_t len, size_t *bad_at);
 
 /* BERT classes (transformers BasicTokenizer). */
-bool uni_is_bert_control(uint32_t cp);     /* category C* except \t \n \r */
-bool uni_is_bert_whitespace(uint32_t cp);  /* ' ', \t, \n, \r, category Zs */
-bool uni_is_py_split_space(uint32_t cp);   /* extra separators of Python's str.split(): U+2028, U+2029 */
-bool uni_is_bert_punct(uint32_t cp);       /* category P*, or ASCII 33-47, 58-64, 91-96, 123-126 */
-bool uni_is_cjk(uint32_t cp);              /* the CJK ideograph blocks transformers lists */
-bool uni_is_mn(uint32_t cp);               /* category Mn (nonspacing mark) */
+bool uni_is_bert_control(uint32_t cp);    /* category C* except \t \n \r */
+bool uni_is_bert_whitespace(uint32_t cp); /* ' ', \t, \n, \r, category Zs */
+bool uni_is_py_split_space(uint32_t cp);  /* extra separators of Python's str.split(): U+2028, U+2029 */
+bool uni_is_bert_punct(uint32_t cp);      /* category P*, or ASCII 33-47, 58-64, 91-96, 123-126 */
+bool uni_is_cjk(uint32_t cp);             /* the CJK ideograph blocks transformers lists */
+bool uni_is_mn(uint32_t cp);              /* category Mn (nonspacing mark) */
 int uni_combining_class(uint32_t cp);
 
 /* Python's str.lower() of one code point: writes 1 or 2 code points (U+0130 -> i + U+0307). */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 typedef struct {
-    char *s;      /* owned, NUL-terminated */
+    char *s; /* owned, NUL-terminated */
     uint32_t len;
     int32_t id;
 } vocab_entry;
@@ -13,9 +13,9 @@ typedef struct {
 struct tok_vocab {
     vocab_entry *entries; /* [n_entries] in insertion order */
     size_t n_entries, cap_entries;
-    int32_t *slots;       /* [n_slots] entry index or -1; n_slots is a power of two */
+    int32_t *slots; /* [n_slots] entry index or -1; n_slots is a power of two */
     size_t n_slots;
-    int32_t *id_entry;    /* [id_cap] entry index naming the id, or -1 */
+    int32_t *id_entry; /* [id_cap] entry index naming the id, or -1 */
     size_t id_cap, id_range;
     size_t max_bytes;
 };
@@ -109,8 +109,7 @@ static bool grow_ids(tok_vocab *v, size_t need)
     return true;
 }
 
-mcli_status vocab_set(tok_vocab *v, const char *s, size_t len, int32_t id, bool *replaced,
-                      mcli_err *err)
+mcli_status vocab_set(tok_vocab *v, const char *s, size_t len, int32_t id, bool *replaced, mcli_err *err)
 {
     if (replaced)
         *replaced = false;

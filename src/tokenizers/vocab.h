@@ -18,8 +18,8 @@
 
 #include "util/status.h"
 
-#define VOCAB_MAX_ID (1 << 24)        /* refuse ids above 16M: no real vocabulary is that big */
-#define VOCAB_MAX_TOKEN_BYTES 1024    /* refuse longer token strings */
+#define VOCAB_MAX_ID (1 << 24)     /* refuse ids above 16M: no real vocabulary is that big */
+#define VOCAB_MAX_TOKEN_BYTES 1024 /* refuse longer token strings */
 
 typedef struct tok_vocab tok_vocab;
 

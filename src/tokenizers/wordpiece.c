@@ -15,11 +15,11 @@
 #include "tokenizers/unicode.h"
 
 struct wordpiece {
-    const tok_vocab *vocab;    /* borrowed */
-    wp_opts o;                 /* never_split points into never_split_copy */
-    char **never_split_copy;   /* [o.n_never_split] owned */
+    const tok_vocab *vocab;  /* borrowed */
+    wp_opts o;               /* never_split points into never_split_copy */
+    char **never_split_copy; /* [o.n_never_split] owned */
     size_t prefix_len;
-    size_t max_piece_chars;    /* longest vocab entry in code points (without prefix) */
+    size_t max_piece_chars; /* longest vocab entry in code points (without prefix) */
 };
 
 /* A run of code points with the span [os, oe) of original code points each came from. */
@@ -30,11 +30,11 @@ typedef struct {
 } cpbuf;
 
 typedef struct {
-    cpbuf word;   /* after cleaning / lower-casing, before normalization */
-    cpbuf norm;   /* after NFD+strip or NFC */
-    cpbuf seg;    /* one NFC segment, decomposed */
-    uint8_t *bytes;   /* UTF-8 of the current piece, with room for the prefix */
-    size_t *boff;     /* [chars+1] byte offset of each char of the piece in bytes */
+    cpbuf word;     /* after cleaning / lower-casing, before normalization */
+    cpbuf norm;     /* after NFD+strip or NFC */
+    cpbuf seg;      /* one NFC segment, decomposed */
+    uint8_t *bytes; /* UTF-8 of the current piece, with room for the prefix */
+    size_t *boff;   /* [chars+1] byte offset of each char of the piece in bytes */
     size_t bcap, ocap;
 } wp_scratch;
 
@@ -88,8 +88,7 @@ static void scratch_free(wp_scratch *s)
     free(s->boff);
 }
 
-mcli_status wordpiece_new(const tok_vocab *vocab, const wp_opts *opts, wordpiece **out,
-                          mcli_err *err)
+mcli_status wordpiece_new(const tok_vocab *vocab, const wp_opts *opts, wordpiece **out, mcli_err *err)
 {
     *out = NULL;
     wordpiece *wp = calloc(1, sizeof *wp);
@@ -229,9 +228,8 @@ static bool compose_into(wp_scratch *s)
         s->seg.n = 0;
         if (!decompose_into(w, i, j, &s->seg, false))
             return false;
-        utf8proc_ssize_t n = utf8proc_normalize_utf32((utf8proc_int32_t *)s->seg.cp,
-                                                      (utf8proc_ssize_t)s->seg.n,
-                                                      UTF8PROC_COMPOSE | UTF8PROC_STABLE);
+        utf8proc_ssize_t n = utf8proc_normalize_utf32(
+            (utf8proc_int32_t *)s->seg.cp, (utf8proc_ssize_t)s->seg.n, UTF8PROC_COMPOSE | UTF8PROC_STABLE);
         if (n < 0)
             n = (utf8proc_ssize_t)s->seg.n; /* cannot happen for valid code points; keep NFD */
         for (utf8proc_ssize_t k = 0; k < n; k++)
@@ -268,8 +266,8 @@ static bool bytes_reserve(wp_scratch *s, size_t nbytes, size_t nchars)
 }
 
 /* Greedy longest-match WordPiece of norm[a..b). */
-static mcli_status piece_encode(const wordpiece *wp, wp_scratch *s, size_t a, size_t b,
-                                tok_list *out, mcli_err *err)
+static mcli_status piece_encode(const wordpiece *wp, wp_scratch *s, size_t a, size_t b, tok_list *out,
+                                mcli_err *err)
 {
     const cpbuf *nb = &s->norm;
     size_t count = b - a;
@@ -440,8 +438,8 @@ static void replace_all(char *s, const char *from, const char *to)
 void wordpiece_cleanup_spaces(char *s)
 {
     static const char *const rules[][2] = {
-        {" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},     {" ' ", "'"},
-        {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"},   {" 've", "'ve"}, {" 're", "'re"},
+        {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+        {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
     };
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
         replace_all(s, rules[i][0], rules[i][1]);

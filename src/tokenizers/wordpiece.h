@@ -25,13 +25,13 @@
 #include "tokenizers/vocab.h"
 
 typedef struct {
-    bool lowercase;           /* do_lower_case */
-    int strip_accents;        /* -1: same as lowercase (transformers' None), 0: no, 1: yes */
-    bool tokenize_chinese;    /* tokenize_chinese_chars */
-    bool clean_text;          /* always true for vocab.txt; tokenizer.json may turn it off */
+    bool lowercase;        /* do_lower_case */
+    int strip_accents;     /* -1: same as lowercase (transformers' None), 0: no, 1: yes */
+    bool tokenize_chinese; /* tokenize_chinese_chars */
+    bool clean_text;       /* always true for vocab.txt; tokenizer.json may turn it off */
     int32_t unk_id;
-    size_t max_input_chars;   /* 100 */
-    char prefix[16];          /* continuing subword prefix, "##" */
+    size_t max_input_chars;         /* 100 */
+    char prefix[16];                /* continuing subword prefix, "##" */
     const char *const *never_split; /* words kept whole (not lower-cased, not split); may be NULL */
     size_t n_never_split;
 } wp_opts;

@@ -164,9 +164,10 @@ static size_t put_cp(char *out, uint32_t cp)
 
 static size_t random_text(char *buf, size_t max_cps)
 {
-    static const uint32_t pool[] = {' ', ' ', '\n', '\t', 0, 0x7F, '\'', 'A', 'z', '0', '9', '.', '!', 0xA0, 0xAD, 0xE9,
-                                    0x301, 0x3000, 0x200D, 0xFEFF, 0x4E2D, 0x1F600, 0x1F3FD, 0x20000, 0x10FFFF, 0xFFFD,
-                                    0x645, 0x5D0, 0x928, 0x94D, 0xD55C, 0x2028, 0x85, 0x1C, 0xE000};
+    static const uint32_t pool[] = {
+        ' ',      ' ',    '\n',  '\t',  0,     0x7F,   '\'',   'A',    'z',    '0',     '9',     '.',
+        '!',      0xA0,   0xAD,  0xE9,  0x301, 0x3000, 0x200D, 0xFEFF, 0x4E2D, 0x1F600, 0x1F3FD, 0x20000,
+        0x10FFFF, 0xFFFD, 0x645, 0x5D0, 0x928, 0x94D,  0xD55C, 0x2028, 0x85,   0x1C,    0xE000};
     size_t n = 0, cps = 1 + next_rand() % max_cps;
     for (size_t i = 0; i < cps; i++) {
         uint32_t r = next_rand();
@@ -243,8 +244,9 @@ static void detok_pieces_add_up_to_the_text(void **state)
         assert_int_equal(detok_flush(d, &piece, &n, &err), MCLI_OK);
         assert_int_equal(n, 0);
         if (skip)
-            assert_string_equal(acc, "Family \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 in "
-                                     "\xE4\xB8\xAD\xE6\x96\x87 and \xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4!");
+            assert_string_equal(
+                acc, "Family \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 in "
+                     "\xE4\xB8\xAD\xE6\x96\x87 and \xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4!");
         else
             assert_string_equal(acc, text);
         detok_free(d);
@@ -255,20 +257,22 @@ static void detok_pieces_add_up_to_the_text(void **state)
 static void decode_replaces_invalid_bytes_like_python(void **state)
 {
     (void)state;
-    int32_t f0 = tokenizer_token_to_id(gpt, "\xC3\xB0");   /* "ð" = byte 0xF0 */
-    int32_t e2 = tokenizer_token_to_id(gpt, "\xC3\xA2");   /* "â" = byte 0xE2 */
-    int32_t x82 = tokenizer_token_to_id(gpt, "\xC4\xA4");  /* "Ĥ" = byte 0x82 */
+    int32_t f0 = tokenizer_token_to_id(gpt, "\xC3\xB0");  /* "ð" = byte 0xF0 */
+    int32_t e2 = tokenizer_token_to_id(gpt, "\xC3\xA2");  /* "â" = byte 0xE2 */
+    int32_t x82 = tokenizer_token_to_id(gpt, "\xC4\xA4"); /* "Ĥ" = byte 0x82 */
     int32_t a = tokenizer_token_to_id(gpt, "a");
     assert_true(f0 >= 0 && e2 >= 0 && x82 >= 0 && a >= 0);
     char *s;
     mcli_err err;
     int32_t ids1[] = {f0, a};
     assert_int_equal(tokenizer_decode(gpt, ids1, 2, false, &s, &err), MCLI_OK);
-    assert_string_equal(s, "\xEF\xBF\xBD" "a");
+    assert_string_equal(s, "\xEF\xBF\xBD"
+                           "a");
     free(s);
     int32_t ids2[] = {e2, x82, a}; /* E2 82 is one maximal subpart: one U+FFFD */
     assert_int_equal(tokenizer_decode(gpt, ids2, 3, false, &s, &err), MCLI_OK);
-    assert_string_equal(s, "\xEF\xBF\xBD" "a");
+    assert_string_equal(s, "\xEF\xBF\xBD"
+                           "a");
     free(s);
     int32_t ids3[] = {x82, x82}; /* lone continuation bytes: one U+FFFD each */
     assert_int_equal(tokenizer_decode(gpt, ids3, 2, false, &s, &err), MCLI_OK);
@@ -331,7 +335,8 @@ static void bad_merges_and_vocab_files_are_clear_errors(void **state)
     tt_write_str(dir, "merges.txt", "#version: 0.2\nĠ t\n\xFF x\n");
     assert_int_equal(load_status(dir, &err), MCLI_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "UTF-8"));
-    tt_write_str(dir, "merges.txt", "#version: 0.2\r\nĠ t\r\nh e\r\n\r\n\n"); /* CRLF, trailing blank lines: fine */
+    tt_write_str(dir, "merges.txt",
+                 "#version: 0.2\r\nĠ t\r\nh e\r\n\r\n\n"); /* CRLF, trailing blank lines: fine */
     mcli_tokenizer *t = tt_load(dir);
     assert_int_equal(bpe_merge_count(t->bpe), 2);
     mcli_encoding e = tt_encode(t, " the", false);
@@ -406,9 +411,12 @@ static void concurrent_encodes_agree_with_serial(void **state)
 {
     (void)state;
     static const char *const texts[] = {
-        "The quick brown fox jumps over the lazy dog.", "tokenization tokenizer tokens tokenized",
-        "I'm sure we'll see what they've done", "\xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80 caf\xC3\xA9",
-        "x    spaces and\ttabs\nnewlines", "<|endoftext|> special <|endoftext|>",
+        "The quick brown fox jumps over the lazy dog.",
+        "tokenization tokenizer tokens tokenized",
+        "I'm sure we'll see what they've done",
+        "\xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80 caf\xC3\xA9",
+        "x    spaces and\ttabs\nnewlines",
+        "<|endoftext|> special <|endoftext|>",
     };
     size_t n = sizeof texts / sizeof texts[0];
     uint64_t want = encode_sum(texts, n);

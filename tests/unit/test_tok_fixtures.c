@@ -37,7 +37,8 @@ static int check_cases(const mcli_tokenizer *t, const json_t *fx, bool roundtrip
     int bad = 0;
     size_t i;
     json_t *c;
-    json_array_foreach(cases, i, c) {
+    json_array_foreach(cases, i, c)
+    {
         const json_t *jt = json_object_get(c, "text");
         const char *text = json_string_value(jt);
         size_t len = json_string_length(jt);
@@ -54,8 +55,8 @@ static int check_cases(const mcli_tokenizer *t, const json_t *fx, bool roundtrip
         for (size_t k = 0; same && k < e.n; k++)
             same = json_integer_value(json_array_get(ids, k)) == e.ids[k];
         if (!same) {
-            print_error("case %zu (%s) \"%s\": got %s\n", i, json_string_value(json_object_get(c, "source")), text,
-                        tt_tokens(t, &e));
+            print_error("case %zu (%s) \"%s\": got %s\n", i, json_string_value(json_object_get(c, "source")),
+                        text, tt_tokens(t, &e));
             bad++;
         }
         /* offsets are inside the text and never go backwards for ordinary tokens */
@@ -79,7 +80,8 @@ static int check_cases(const mcli_tokenizer *t, const json_t *fx, bool roundtrip
                 print_error("case %zu: round trip gave \"%s\" for \"%s\"\n", i, dec, text);
                 bad++;
             } else if (!roundtrip && json_is_string(want) && strcmp(dec, json_string_value(want)) != 0) {
-                print_error("case %zu: decode gave \"%s\", reference \"%s\"\n", i, dec, json_string_value(want));
+                print_error("case %zu: decode gave \"%s\", reference \"%s\"\n", i, dec,
+                            json_string_value(want));
                 bad++;
             }
         }
@@ -121,15 +123,17 @@ static int check_offsets(const mcli_tokenizer *t, const char *fixture, bool spec
     int bad = 0, compared = 0;
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(fx, "cases"), i, c) {
+    json_array_foreach(json_object_get(fx, "cases"), i, c)
+    {
         if (!json_is_true(json_object_get(c, "ids_match_python")))
             continue;
         const json_t *jt = json_object_get(c, "text");
         mcli_encoding e;
         mcli_err err;
         mcli_tok_opts o = {.add_special_tokens = specials};
-        assert_int_equal(tokenizer_encode(t, json_string_value(jt), json_string_length(jt), NULL, 0, &o, &e, &err),
-                         MCLI_OK);
+        assert_int_equal(
+            tokenizer_encode(t, json_string_value(jt), json_string_length(jt), NULL, 0, &o, &e, &err),
+            MCLI_OK);
         const json_t *offs = json_object_get(c, "offsets");
         bool same = json_array_size(offs) == e.n;
         for (size_t k = 0; same && k < e.n; k++) {
@@ -139,8 +143,8 @@ static int check_offsets(const mcli_tokenizer *t, const char *fixture, bool spec
         }
         if (!same) {
             char *want = json_dumps(offs, JSON_COMPACT);
-            print_error("%s case %zu \"%s\": offsets %s, Rust %s\n", fixture, i, json_string_value(jt), tt_offsets(&e),
-                        want);
+            print_error("%s case %zu \"%s\": offsets %s, Rust %s\n", fixture, i, json_string_value(jt),
+                        tt_offsets(&e), want);
             free(want);
             bad++;
         }
@@ -185,7 +189,8 @@ static void random_unicode_strings_match_python_rules(void **state)
     int bad = 0;
     size_t i;
     json_t *c;
-    json_array_foreach(cases, i, c) {
+    json_array_foreach(cases, i, c)
+    {
         const json_t *jt = json_object_get(c, "text");
         for (int k = 0; k < 3; k++) {
             const mcli_tokenizer *t = k == 0 ? bert : k == 1 ? gpt : cased;
@@ -194,8 +199,9 @@ static void random_unicode_strings_match_python_rules(void **state)
             mcli_encoding e;
             mcli_err err;
             mcli_tok_opts o = {.add_special_tokens = true};
-            assert_int_equal(tokenizer_encode(t, json_string_value(jt), json_string_length(jt), NULL, 0, &o, &e, &err),
-                             MCLI_OK);
+            assert_int_equal(
+                tokenizer_encode(t, json_string_value(jt), json_string_length(jt), NULL, 0, &o, &e, &err),
+                MCLI_OK);
             bool same = json_array_size(ids) == e.n;
             for (size_t j = 0; same && j < e.n; j++)
                 same = json_integer_value(json_array_get(ids, j)) == e.ids[j];

@@ -16,8 +16,8 @@
 
 static json_t *special_token(const char *content, int id, bool special)
 {
-    return json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", id, "content", content, "single_word", 0, "lstrip", 0,
-                     "rstrip", 0, "normalized", 0, "special", special);
+    return json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", id, "content", content, "single_word", 0,
+                     "lstrip", 0, "rstrip", 0, "normalized", 0, "special", special);
 }
 
 static json_t *template_piece(const char *kind, const char *id, int type_id)
@@ -59,12 +59,13 @@ static json_t *bert_json(void)
         "{s:s,s:n,s:n,s:o,s:{s:s,s:b,s:b,s:n,s:b},s:{s:s},"
         "s:{s:s,s:o,s:o,s:{s:{s:s,s:[i],s:[s]},s:{s:s,s:[i],s:[s]}}},s:{s:s,s:s,s:b},"
         "s:{s:s,s:s,s:s,s:i,s:o}}",
-        "version", "1.0", "truncation", "padding", "added_tokens", added, "normalizer", "type", "BertNormalizer",
-        "clean_text", 1, "handle_chinese_chars", 1, "strip_accents", "lowercase", 1, "pre_tokenizer", "type",
-        "BertPreTokenizer", "post_processor", "type", "TemplateProcessing", "single", single, "pair", pair,
-        "special_tokens", "[CLS]", "id", "[CLS]", "ids", 101, "tokens", "[CLS]", "[SEP]", "id", "[SEP]", "ids", 102,
-        "tokens", "[SEP]", "decoder", "type", "WordPiece", "prefix", "##", "cleanup", 1, "model", "type", "WordPiece",
-        "unk_token", "[UNK]", "continuing_subword_prefix", "##", "max_input_chars_per_word", 100, "vocab", vocab);
+        "version", "1.0", "truncation", "padding", "added_tokens", added, "normalizer", "type",
+        "BertNormalizer", "clean_text", 1, "handle_chinese_chars", 1, "strip_accents", "lowercase", 1,
+        "pre_tokenizer", "type", "BertPreTokenizer", "post_processor", "type", "TemplateProcessing", "single",
+        single, "pair", pair, "special_tokens", "[CLS]", "id", "[CLS]", "ids", 101, "tokens", "[CLS]",
+        "[SEP]", "id", "[SEP]", "ids", 102, "tokens", "[SEP]", "decoder", "type", "WordPiece", "prefix", "##",
+        "cleanup", 1, "model", "type", "WordPiece", "unk_token", "[UNK]", "continuing_subword_prefix", "##",
+        "max_input_chars_per_word", 100, "vocab", vocab);
     assert_non_null(root);
     return root;
 }
@@ -101,14 +102,15 @@ static json_t *gpt2_json(bool pair_merges)
     fclose(f);
     json_t *added = json_array();
     json_array_append_new(added, special_token("<|endoftext|>", 50256, true));
-    json_t *root = json_pack("{s:s,s:o,s:n,s:{s:s,s:b,s:b,s:b},s:{s:s,s:b,s:b,s:b},s:{s:s,s:b,s:b,s:b},"
-                             "s:{s:s,s:n,s:n,s:s,s:s,s:b,s:b,s:o,s:o}}",
-                             "version", "1.0", "added_tokens", added, "normalizer", "pre_tokenizer", "type", "ByteLevel",
-                             "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1, "post_processor", "type",
-                             "ByteLevel", "add_prefix_space", 1, "trim_offsets", 0, "use_regex", 1, "decoder", "type",
-                             "ByteLevel", "add_prefix_space", 1, "trim_offsets", 1, "use_regex", 1, "model", "type", "BPE",
-                             "dropout", "unk_token", "continuing_subword_prefix", "", "end_of_word_suffix", "",
-                             "fuse_unk", 0, "byte_fallback", 0, "vocab", vocab, "merges", merges);
+    json_t *root =
+        json_pack("{s:s,s:o,s:n,s:{s:s,s:b,s:b,s:b},s:{s:s,s:b,s:b,s:b},s:{s:s,s:b,s:b,s:b},"
+                  "s:{s:s,s:n,s:n,s:s,s:s,s:b,s:b,s:o,s:o}}",
+                  "version", "1.0", "added_tokens", added, "normalizer", "pre_tokenizer", "type", "ByteLevel",
+                  "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1, "post_processor", "type",
+                  "ByteLevel", "add_prefix_space", 1, "trim_offsets", 0, "use_regex", 1, "decoder", "type",
+                  "ByteLevel", "add_prefix_space", 1, "trim_offsets", 1, "use_regex", 1, "model", "type",
+                  "BPE", "dropout", "unk_token", "continuing_subword_prefix", "", "end_of_word_suffix", "",
+                  "fuse_unk", 0, "byte_fallback", 0, "vocab", vocab, "merges", merges);
     assert_non_null(root);
     return root;
 }
@@ -127,7 +129,8 @@ static char *json_dir(json_t *root, const char *config)
 static json_t *corpus(void)
 {
     json_error_t je;
-    json_t *c = json_load_file(MCLI_SOURCE_DIR "/tests/fixtures/gen/tokenizer_corpus.json", JSON_ALLOW_NUL, &je);
+    json_t *c =
+        json_load_file(MCLI_SOURCE_DIR "/tests/fixtures/gen/tokenizer_corpus.json", JSON_ALLOW_NUL, &je);
     if (!c)
         fail_msg("corpus: %s", je.text);
     return c;
@@ -137,7 +140,8 @@ static bool same_encoding(const mcli_encoding *a, const mcli_encoding *b)
 {
     return a->n == b->n && a->truncated == b->truncated && !memcmp(a->ids, b->ids, a->n * sizeof *a->ids) &&
            !memcmp(a->type_ids, b->type_ids, a->n * sizeof *a->type_ids) &&
-           !memcmp(a->offsets, b->offsets, 2 * a->n * sizeof *a->offsets) && !memcmp(a->special, b->special, a->n);
+           !memcmp(a->offsets, b->offsets, 2 * a->n * sizeof *a->offsets) &&
+           !memcmp(a->special, b->special, a->n);
 }
 
 /* Every corpus string (the first `limit` if non-zero) alone and paired with the next one
@@ -157,8 +161,12 @@ static void compare_on_corpus(const mcli_tokenizer *x, const mcli_tokenizer *y, 
             mcli_err err;
             const char *p = mode ? json_string_value(t2) : NULL;
             size_t pl = mode ? json_string_length(t2) : 0;
-            assert_int_equal(tokenizer_encode(x, json_string_value(t1), json_string_length(t1), p, pl, &o, &a, &err), MCLI_OK);
-            assert_int_equal(tokenizer_encode(y, json_string_value(t1), json_string_length(t1), p, pl, &o, &b, &err), MCLI_OK);
+            assert_int_equal(
+                tokenizer_encode(x, json_string_value(t1), json_string_length(t1), p, pl, &o, &a, &err),
+                MCLI_OK);
+            assert_int_equal(
+                tokenizer_encode(y, json_string_value(t1), json_string_length(t1), p, pl, &o, &b, &err),
+                MCLI_OK);
             if (!same_encoding(&a, &b))
                 fail_msg("case %zu mode %d \"%s\": %s", i, mode, json_string_value(t1), tt_tokens(x, &a));
             char *da, *db;
@@ -236,10 +244,12 @@ static void added_tokens_are_matched_in_text(void **state)
     (void)state;
     json_t *root = gpt2_json(false);
     json_t *added = json_object_get(root, "added_tokens");
-    json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", 50257, "content", "<x>", "single_word", 0,
-                                           "lstrip", 1, "rstrip", 1, "normalized", 0, "special", 0));
-    json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", 50258, "content", "<sep>", "single_word",
-                                           0, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1));
+    json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", 50257, "content", "<x>",
+                                           "single_word", 0, "lstrip", 1, "rstrip", 1, "normalized", 0,
+                                           "special", 0));
+    json_array_append_new(added, json_pack("{s:i,s:s,s:b,s:b,s:b,s:b,s:b}", "id", 50258, "content", "<sep>",
+                                           "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0,
+                                           "special", 1));
     char *dir = json_dir(root, NULL);
     json_decref(root);
     mcli_tokenizer *t = tt_load(dir);

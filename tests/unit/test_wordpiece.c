@@ -86,23 +86,32 @@ static void tab_cr_lf_and_unicode_spaces_separate_words(void **state)
 {
     (void)state;
     expect_tokens(bert, "a\tb\rc\nd", "a|b|c|d");
-    expect_tokens(bert, "a\xC2\xA0" "b\xE3\x80\x80" "c", "a|b|c");           /* NBSP, ideographic space (Zs) */
-    expect_tokens(bert, "a\xE2\x80\xA8" "b\xE2\x80\xA9" "c", "a|b|c");       /* U+2028 / U+2029: str.split() */
+    expect_tokens(bert,
+                  "a\xC2\xA0"
+                  "b\xE3\x80\x80"
+                  "c",
+                  "a|b|c"); /* NBSP, ideographic space (Zs) */
+    expect_tokens(bert,
+                  "a\xE2\x80\xA8"
+                  "b\xE2\x80\xA9"
+                  "c",
+                  "a|b|c"); /* U+2028 / U+2029: str.split() */
 }
 
 static void lower_casing_is_per_code_point_without_final_sigma(void **state)
 {
     (void)state;
-    expect_tokens(bert, "\xCE\x9F\xCE\x94\xCE\x9F\xCE\xA3", "\xCE\xBF|##\xCE\xB4|##\xCE\xBF|##\xCF\x83"); /* ΟΔΟΣ -> ο ##δ ##ο ##σ */
+    expect_tokens(bert, "\xCE\x9F\xCE\x94\xCE\x9F\xCE\xA3",
+                  "\xCE\xBF|##\xCE\xB4|##\xCE\xBF|##\xCF\x83"); /* ΟΔΟΣ -> ο ##δ ##ο ##σ */
     expect_tokens(bert, "HELLO World", "hello|world");
 }
 
 static void accents_are_stripped_by_nfd_and_dropping_mn(void **state)
 {
     (void)state;
-    expect_tokens(bert, "Caf\xC3\xA9", "cafe");                 /* é */
-    expect_tokens(bert, "Cafe\xCC\x81", "cafe");                /* e + U+0301 */
-    expect_same_ids(bert, "\xE3\x81\xA7", "\xE3\x81\xA6");      /* で -> て (dakuten U+3099 is Mn) */
+    expect_tokens(bert, "Caf\xC3\xA9", "cafe");            /* é */
+    expect_tokens(bert, "Cafe\xCC\x81", "cafe");           /* e + U+0301 */
+    expect_same_ids(bert, "\xE3\x81\xA7", "\xE3\x81\xA6"); /* で -> て (dakuten U+3099 is Mn) */
     expect_same_ids(bert, "\xED\x95\x9C", "\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"); /* 한 -> conjoining jamo */
     /* नमस्ते: the virama U+094D and the vowel sign U+0947 are Mn and vanish -> नमसत */
     expect_same_ids(bert, "\xE0\xA4\xA8\xE0\xA4\xAE\xE0\xA4\xB8\xE0\xA5\x8D\xE0\xA4\xA4\xE0\xA5\x87",
@@ -113,19 +122,29 @@ static void accents_are_stripped_by_nfd_and_dropping_mn(void **state)
 static void cjk_ideographs_are_single_words_including_supplementary_planes(void **state)
 {
     (void)state;
-    expect_tokens(bert, "a\xE4\xB8\xAD" "b", "a|\xE4\xB8\xAD|b");          /* a中b */
-    expect_tokens(bert, "a\xF0\xA0\x80\x80" "b", "a|[UNK]|b");            /* U+20000 (Ext. B) */
-    expect_tokens(bert, "x\xF0\xAA\x9C\x80y", "x|[UNK]|y");               /* U+2A700 (Ext. C) */
-    expect_tokens(bert, "\xE3\x81\xB2\xE3\x82\x89", "\xE3\x81\xB2|##\xE3\x82\x89"); /* ひら: hiragana is not CJK-spaced */
+    expect_tokens(bert,
+                  "a\xE4\xB8\xAD"
+                  "b",
+                  "a|\xE4\xB8\xAD|b"); /* a中b */
+    expect_tokens(bert,
+                  "a\xF0\xA0\x80\x80"
+                  "b",
+                  "a|[UNK]|b");                             /* U+20000 (Ext. B) */
+    expect_tokens(bert, "x\xF0\xAA\x9C\x80y", "x|[UNK]|y"); /* U+2A700 (Ext. C) */
+    expect_tokens(bert, "\xE3\x81\xB2\xE3\x82\x89",
+                  "\xE3\x81\xB2|##\xE3\x82\x89"); /* ひら: hiragana is not CJK-spaced */
 }
 
 static void punctuation_includes_ascii_symbols_but_not_currency_signs(void **state)
 {
     (void)state;
     expect_tokens(bert, "$5+3", "$|5|+|3");
-    expect_tokens(bert, "\xE2\x82\xAC" "200", "\xE2\x82\xAC|##200");    /* €200 -> €, ##200 (Sc is not P*) */
+    expect_tokens(bert,
+                  "\xE2\x82\xAC"
+                  "200",
+                  "\xE2\x82\xAC|##200"); /* €200 -> €, ##200 (Sc is not P*) */
     expect_tokens(bert, "a^b`c~d", "a|^|b|`|c|~|d");
-    expect_tokens(bert, "\xC2\xBFqu\xC3\xA9?", "\xC2\xBF|que|?");      /* ¿ is Po */
+    expect_tokens(bert, "\xC2\xBFqu\xC3\xA9?", "\xC2\xBF|que|?"); /* ¿ is Po */
 }
 
 static void word_of_100_chars_is_split_and_101_is_unk(void **state)
@@ -169,11 +188,14 @@ static void offsets_are_code_points_of_the_original_text(void **state)
 {
     (void)state;
     expect_offsets(bert, "H\xC3\xA9llo, w\xC3\xB6rld!", true, "0-0 0-5 5-6 7-12 12-13 0-0");
-    expect_offsets(bert, "cafe\xCC\x81 x", false, "0-4 6-7");              /* the dropped mark is outside */
-    expect_offsets(bert, "caf\xC3\xA9 x", false, "0-4 5-6");                /* é is one code point */
-    expect_offsets(bert, "a\xF0\xA0\x80\x80" "b", false, "0-1 1-2 2-3");
+    expect_offsets(bert, "cafe\xCC\x81 x", false, "0-4 6-7"); /* the dropped mark is outside */
+    expect_offsets(bert, "caf\xC3\xA9 x", false, "0-4 5-6");  /* é is one code point */
+    expect_offsets(bert,
+                   "a\xF0\xA0\x80\x80"
+                   "b",
+                   false, "0-1 1-2 2-3");
     expect_offsets(bert, "  unaffable", false, "2-5 5-8 8-11");
-    expect_offsets(bert, "hel\xE2\x80\x8Dlo", false, "0-6");               /* the deleted ZWJ is inside */
+    expect_offsets(bert, "hel\xE2\x80\x8Dlo", false, "0-6"); /* the deleted ZWJ is inside */
 }
 
 static void pairs_get_type_ids_and_longest_first_truncation(void **state)
@@ -215,12 +237,14 @@ static void pairs_get_type_ids_and_longest_first_truncation(void **state)
 static void invalid_utf8_text_is_rejected(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"\xFF", "ab\xC3", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\x80x"};
+    static const char *const bad[] = {"\xFF",         "ab\xC3",           "\xC0\xAF",
+                                      "\xED\xA0\x80", "\xF4\x90\x80\x80", "\x80x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mcli_encoding e;
         mcli_err err;
         mcli_tok_opts o = {0};
-        assert_int_equal(tokenizer_encode(bert, bad[i], strlen(bad[i]), NULL, 0, &o, &e, &err), MCLI_ERR_INVALID_ARG);
+        assert_int_equal(tokenizer_encode(bert, bad[i], strlen(bad[i]), NULL, 0, &o, &e, &err),
+                         MCLI_ERR_INVALID_ARG);
         assert_non_null(strstr(err.msg, "UTF-8"));
         assert_null(e.ids);
     }
@@ -293,26 +317,30 @@ static void cased_config_keeps_case_and_composes_nfc(void **state)
     (void)state;
     char *dir = tt_bert_dir("{\"do_lower_case\": false}");
     mcli_tokenizer *t = tt_load(dir);
-    expect_tokens(t, "Hello hello", "[UNK]|hello");                    /* no upper case in the uncased vocab */
-    expect_same_ids(t, "caf\xC3\xA9", "cafe\xCC\x81");                 /* NFC: e + U+0301 == é */
+    expect_tokens(t, "Hello hello", "[UNK]|hello");    /* no upper case in the uncased vocab */
+    expect_same_ids(t, "caf\xC3\xA9", "cafe\xCC\x81"); /* NFC: e + U+0301 == é */
     mcli_encoding a = tt_encode(t, "caf\xC3\xA9", false), b = tt_encode(t, "cafe", false);
-    assert_false(a.n == b.n && memcmp(a.ids, b.ids, a.n * 4) == 0);   /* accents kept */
+    assert_false(a.n == b.n && memcmp(a.ids, b.ids, a.n * 4) == 0); /* accents kept */
     encoding_free(&a);
     encoding_free(&b);
     tokenizer_free(t);
     tt_rmdir(dir);
 
-    dir = tt_bert_dir("{\"do_lower_case\": false, \"strip_accents\": true, \"tokenize_chinese_chars\": false}");
+    dir =
+        tt_bert_dir("{\"do_lower_case\": false, \"strip_accents\": true, \"tokenize_chinese_chars\": false}");
     t = tt_load(dir);
-    expect_tokens(t, "caf\xC3\xA9 Caf\xC3\xA9", "cafe|[UNK]");                /* stripped, not lower-cased */
-    expect_tokens(t, "a\xE4\xB8\xAD" "b", "a|##\xE4\xB8\xAD|##b");          /* a中b stays one word */
+    expect_tokens(t, "caf\xC3\xA9 Caf\xC3\xA9", "cafe|[UNK]"); /* stripped, not lower-cased */
+    expect_tokens(t,
+                  "a\xE4\xB8\xAD"
+                  "b",
+                  "a|##\xE4\xB8\xAD|##b"); /* a中b stays one word */
     tokenizer_free(t);
     tt_rmdir(dir);
 
     dir = tt_bert_dir("{\"do_lower_case\": true, \"strip_accents\": false, \"never_split\": [\"[foo]\"]}");
     t = tt_load(dir);
-    expect_same_ids(t, "CAF\xC3\x89", "cafe\xCC\x81");                 /* lower + NFC, no stripping */
-    expect_tokens(t, "x [foo] y", "x|[UNK]|y");                        /* never_split: one word, not in vocab */
+    expect_same_ids(t, "CAF\xC3\x89", "cafe\xCC\x81"); /* lower + NFC, no stripping */
+    expect_tokens(t, "x [foo] y", "x|[UNK]|y");        /* never_split: one word, not in vocab */
     tokenizer_free(t);
     tt_rmdir(dir);
 }
@@ -323,9 +351,9 @@ static void duplicate_vocab_lines_keep_the_last_id(void **state)
     char *dir = tt_tmpdir();
     tt_write_str(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\nworld\nhello\r\n##s\r");
     mcli_tokenizer *t = tt_load(dir);
-    assert_int_equal(tokenizer_token_to_id(t, "hello"), 6);   /* Python: vocab[token] = last index */
+    assert_int_equal(tokenizer_token_to_id(t, "hello"), 6);    /* Python: vocab[token] = last index */
     assert_string_equal(tokenizer_id_to_token(t, 4), "[UNK]"); /* ids_to_tokens has no entry for 4 */
-    assert_string_equal(tokenizer_id_to_token(t, 7), "##s");  /* \r\n and a lone \r end lines */
+    assert_string_equal(tokenizer_id_to_token(t, 7), "##s");   /* \r\n and a lone \r end lines */
     assert_int_equal(tokenizer_vocab_size(t), 8);
     expect_tokens(t, "hello worlds", "hello|world|##s");
     mcli_encoding e = tt_encode(t, "hello", false);
