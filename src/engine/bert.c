@@ -45,10 +45,10 @@ struct bert_model {
     const float *cls_w, *cls_b;/* (n_labels, H), (n_labels) */
     int n_labels;              /* 0 when there is no trained classifier */
     bool multi_label;          /* sigmoid instead of softmax */
-    /* masked LM: transform dense + act + LayerNorm, decoder (tied or own) + bias */
+    /* masked LM: transform dense + act + LayerNorm, decoder tied to wte + bias */
     const float *mlm_w, *mlm_b;/* (H, H), (H) */
     const float *mlm_g, *mlm_beta; /* (H) */
-    const float *mlm_dec;      /* (V, H) */
+    const float *mlm_dec;      /* (V, H) = wte */
     const float *mlm_bias;     /* (V) */
     int64_t n_params;
 };

@@ -18,7 +18,8 @@
  * masked torch batches.
  *
  * Memory: weights are read-only views into the model's mcli_weights (plus small owned buffers:
- * concatenated q|k|v biases, computed sinusoidal positions). Each call allocates its scratch
+ * concatenated q|k|v biases, computed sinusoidal positions, and for small models such as
+ * bert-tiny a panel-packed copy of the layer matrices, at most 8 MB, used by one-thread calls). Each call allocates its scratch
  * once, sized from the batch (tokens are processed in chunks of at most BERT_CHUNK_TOKENS, or one
  * whole sequence if longer), and frees it before returning: calls on one model are independent
  * and may run on any number of threads at once.

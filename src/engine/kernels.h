@@ -1,6 +1,7 @@
-/* kernels.h - the numeric building blocks of the encoders: matrix products through
- * OpenBLAS, layer norm, softmax, the activations (exact erf GELU, tanh GELU, ReLU, tanh)
- * fused with a bias add, and one-head attention.
+/* kernels.h - the numeric building blocks of the encoders: matrix products through OpenBLAS
+ * (or, for small models, a 6x16 AVX2 kernel over weights packed once at load), layer norm,
+ * softmax, the activations (exact erf GELU, tanh GELU, ReLU, tanh) fused with a bias add, and
+ * one-head attention.
  *
  * Layout: every tensor is row-major float32; shapes are written (rows, cols) and every
  * matrix argument has an explicit row stride (ld*) in elements, so column slices of a wider
