@@ -12,6 +12,7 @@
  * there); without a match, the longest tail of `text` that is a prefix of a stop string is
  * held back. On a match the text is cut at its start and the gen ends with "stop".
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,7 @@ struct mcli_gen {
     int32_t *prompt;            /* owned copy, freed after prefill */
     size_t n_prompt;
     int max_new;
+    int n_valid;                /* ids >= n_valid (model rows the tokenizer cannot decode) are never sampled */
     bool ignore_eos;
     int eos;
     char *stop[GEN_MAX_STOP];   /* owned copies */
@@ -135,6 +137,10 @@ mcli_status engine_gen_new(const mcli_model *m, const int32_t *prompt, size_t n_
     g->max_new = params->max_new_tokens;
     g->ignore_eos = params->ignore_eos;
     g->eos = gpt2_eos_id(gm);
+    g->n_valid = gpt2_n_vocab(gm);
+    const size_t tok_v = tokenizer_vocab_size(m->tokenizer);
+    if (tok_v > 0 && tok_v < (size_t)g->n_valid)
+        g->n_valid = (int)tok_v;
     size_t cap = n_prompt + (size_t)g->max_new;
     if (cap > (size_t)n_ctx)
         cap = (size_t)n_ctx;
@@ -288,7 +294,10 @@ static mcli_status finish_flush(mcli_gen *g, const char *reason, mcli_err *err)
 /* Samples one token from g's current logits and updates text, stops and phase. */
 static mcli_status sample_one(mcli_gen *g, mcli_err *err)
 {
-    const int32_t id = sampler_sample(&g->smp, gpt2_state_logits(g->st));
+    float *logits = gpt2_state_logits(g->st);
+    for (int i = g->n_valid; i < gpt2_n_vocab(g->m->gpt2); i++)
+        logits[i] = -INFINITY; /* padded vocabulary rows */
+    const int32_t id = sampler_sample(&g->smp, logits);
     g->has_last = true;
     g->last_id = id;
     g->last_off = g->released;
@@ -391,6 +400,7 @@ mcli_status engine_gen_result(mcli_gen *g, mcli_gen_result *out, mcli_err *err)
     /* g keeps a valid, empty state. */
     g->ids = NULL;
     g->text = NULL;
+    g->has_last = false;
     g->n_ids = g->text_len = g->text_cap = g->released = 0;
     if (g->phase != GEN_DONE)
         finish(g, "cancelled");
