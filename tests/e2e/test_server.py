@@ -495,3 +495,14 @@ def test_embed_equals_the_cli_embed_json_output(srv, mcli, pooling, normalize):
     want = json.loads(cli.stdout)["embeddings"][0]
     got = srv.post("/models/test/bert-base/embed", {"text": text, "pooling": pooling, "normalize": normalize}).json()
     close(got["embeddings"][0], want, tol=1e-6)
+
+
+def test_one_access_log_line_per_request_with_status_bytes_and_ms(srv):
+    import re
+    r = srv.post("/api/embed", {"model": "test/bert-base", "input": "log me"})
+    n = len(r.content)
+    requests.get(srv.url("/nope%0Aforged 200"), timeout=5)
+    time.sleep(0.2)
+    log = srv.log()
+    assert re.search(rf"info  POST /api/embed 200 {n} [0-9.]+ms\n", log)
+    assert re.search(r"info  GET /nope\?forged 200 404 \d+ [0-9.]+ms\n", log)  # control bytes never reach the log
