@@ -26,7 +26,7 @@ static json_t *template_piece(const char *kind, const char *id, int type_id)
 }
 
 /* bert-base-uncased tokenizer.json from vocab.txt */
-static json_t *bert_json(void)
+static json_t *build_bert_json(void)
 {
     FILE *f = fopen(BERT_VOCAB, "rb");
     assert_non_null(f);
@@ -71,7 +71,7 @@ static json_t *bert_json(void)
 }
 
 /* gpt2 tokenizer.json from vocab.json + merges.txt; merges as "a b" or as ["a", "b"] */
-static json_t *gpt2_json(bool pair_merges)
+static json_t *build_gpt2_json(bool pair_merges)
 {
     json_error_t je;
     json_t *vocab = json_load_file(GPT2_VOCAB, 0, &je);
@@ -113,6 +113,36 @@ static json_t *gpt2_json(bool pair_merges)
                   "fuse_unk", 0, "byte_fallback", 0, "vocab", vocab, "merges", merges);
     assert_non_null(root);
     return root;
+}
+
+/* Built once per run (reading the vocabularies is the slow part, above all under ASan); each
+ * use gets its own deep copy to modify. */
+static json_t *bert_cached, *gpt2_cached;
+
+static int build_all(void **state)
+{
+    (void)state;
+    bert_cached = build_bert_json();
+    gpt2_cached = build_gpt2_json(false);
+    return 0;
+}
+
+static int free_all(void **state)
+{
+    (void)state;
+    json_decref(bert_cached);
+    json_decref(gpt2_cached);
+    return 0;
+}
+
+static json_t *bert_json(void)
+{
+    return json_deep_copy(bert_cached);
+}
+
+static json_t *gpt2_json(bool pair_merges)
+{
+    return pair_merges ? build_gpt2_json(true) : json_deep_copy(gpt2_cached);
 }
 
 static char *json_dir(json_t *root, const char *config)
@@ -364,5 +394,5 @@ int main(void)
         cmocka_unit_test(added_tokens_are_matched_in_text),
         cmocka_unit_test(hostile_tokenizer_json_files_are_clear_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, build_all, free_all);
 }
