@@ -351,6 +351,8 @@ static void get_version(http_req *r) { req_reply_json(r, 200, json_pack("{s:s}",
 
 /* ---- pull (detached thread) and delete ---- */
 
+#define MAX_PULLS 4 /* concurrent /api/pull threads */
+
 typedef struct {
     char repo[256];
     bool stream;
@@ -446,6 +448,8 @@ static void post_pull(http_req *r)
     if (st == MCLI_OK && !r->srv->opts.models_dir)
         st = mcli_fail(&err, MCLI_ERR_UNSUPPORTED, "this server has no models directory to pull into "
                        "(start it with lightweight --start-server or lightweight-run)");
+    if (st == MCLI_OK && atomic_load(&r->srv->detached) >= MAX_PULLS)
+        st = mcli_fail(&err, MCLI_ERR_BUSY, "%d pulls are already running; retry later", MAX_PULLS);
     json_decref(body);
     if (st != MCLI_OK) {
         free(c);
