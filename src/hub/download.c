@@ -154,11 +154,17 @@ static bool take_header(const char *line, size_t len, const char *name, char *ds
 /* Sidecar: "id <expected content id>\nvalidator <etag of the server that sent the bytes>\n". */
 static void meta_write(const char *path, const char *id, const char *validator)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "id %s\nvalidator %s\n", id, validator);
+    if (n <= 0 || (size_t)n >= sizeof buf)
+        return; /* no sidecar: the next attempt starts from zero, which is always safe */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
         return;
-    fprintf(f, "id %s\nvalidator %s\n", id, validator);
-    fclose(f);
+    ssize_t w = write(fd, buf, (size_t)n);
+    close(fd);
+    if (w != n)
+        unlink(path);
 }
 
 /* (Re)starts the content hashes; git hashes "blob <size>\0" before the content. */
@@ -717,7 +723,7 @@ static void hex_of(const unsigned char *d, unsigned n, char *out)
 static bool meta_read(const char *path, char *id, size_t id_cap, char *validator, size_t v_cap)
 {
     char buf[1024];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return false;
     ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -843,7 +849,7 @@ mcli_status dl_fetch(const dl_request *r, dl_result *out, mcli_err *err)
     }
 
     mcli_status status = MCLI_OK;
-    int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644); /* never write through a planted link */
     if (fd < 0)
         return mcli_fail(err, MCLI_ERR_IO, "cannot create %s: %s", part, strerror(errno));
     EVP_MD_CTX *sha256 = EVP_MD_CTX_new();
