@@ -148,16 +148,20 @@ static int do_decode(const mcli_tokenizer *t, const char *text, bool skip_specia
     if (!parse_ids(text, &ids, &n))
         return cli_usage_error("tokenize", "--decode expects token ids such as \"101,7592,102\"");
     char *out;
+    size_t out_len;
     mcli_err err;
-    mcli_status st = tokenizer_decode(t, ids, n, skip_special, &out, &err);
+    mcli_status st = tokenizer_decode_len(t, ids, n, skip_special, &out, &out_len, &err);
     free(ids);
     if (st != MCLI_OK)
         return fail("decode", &err);
     int rc = 0;
-    if (as_json)
-        rc = print_json(json_pack("{s:s}", "text", out));
-    else
-        printf("%s\n", out);
+    if (as_json) {
+        /* the text may hold NUL bytes (GPT-2 round-trips them): keep its length */
+        rc = print_json(json_pack("{s:s%}", "text", out, out_len));
+    } else {
+        fwrite(out, 1, out_len, stdout);
+        putchar('\n');
+    }
     free(out);
     return rc;
 }

@@ -80,6 +80,13 @@ def test_gpt2_endoftext_and_decode_round_trip(gpt2_dir):
     assert json.loads(r.stdout)["text"] == text
 
 
+def test_gpt2_decode_keeps_nul_bytes(gpt2_dir):
+    out = tokenize_json(gpt2_dir, "nul\0byte")
+    r = run_mcli("tokenize", "--model", gpt2_dir, "--decode", "--json", ",".join(map(str, out["ids"])))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["text"] == "nul\0byte"
+
+
 def test_bert_decode_cleans_up_and_skips_specials(bert_dir):
     r = run_mcli("tokenize", "--model", bert_dir, "--decode", "101 2123 1005 1056 2644 1010 2088 1012 102")
     assert r.returncode == 0, r.stderr
