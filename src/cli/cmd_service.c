@@ -44,7 +44,7 @@
 typedef struct {
     /* flags as given (NULL = not given) */
     const char *f_host, *f_port, *f_models_dir, *f_db, *f_config, *f_pid_file, *f_log_file, *f_max_models,
-        *f_max_memory_mb, *f_lw_port, *f_threads;
+        *f_max_memory_mb, *f_lw_port, *f_threads, *f_api_key;
     bool daemon, json, direct, summary;
     /* resolved */
     char host[256];
@@ -53,11 +53,12 @@ typedef struct {
     char db[PATH_CAP];
     char pid_file[PATH_CAP];
     char log_file[PATH_CAP];
+    char api_key[256];
     long long max_models, max_memory_mb, lw_port, threads;
 } svc_settings;
 
 static const char *const config_keys[] = {"host", "port", "models_dir", "db", "pid_file", "log_file", "max_models",
-                                          "max_memory_mb", "lightweight_port", "threads", "log_level"};
+                                          "max_memory_mb", "lightweight_port", "threads", "api_key", "log_level"};
 
 /* flag > env > config > NULL */
 static const char *pick(const char *flag, const char *env_name, const cfg_file *cfg, const char *key)
@@ -160,6 +161,11 @@ static int resolve_settings(const char *cmd, svc_settings *s)
     if ((v = pick(s->f_lw_port, "MCLI_SERVICE_LIGHTWEIGHT_PORT", c, "lightweight_port")) &&
         cfg_parse_int("lightweight_port", v, 0, 65535, &s->lw_port, &err) != MCLI_OK)
         goto bad;
+    v = pick(s->f_api_key, "MCLI_API_KEY", c, "api_key");
+    if (v && !copy_setting(cmd, "api key", s->api_key, sizeof s->api_key, v)) {
+        rc = 2;
+        goto done;
+    }
     s->threads = 1;
     if ((v = pick(s->f_threads, "MCLI_SERVICE_THREADS", c, "threads")) &&
         cfg_parse_int("threads", v, 1, 256, &s->threads, &err) != MCLI_OK)
@@ -178,7 +184,7 @@ done:
 static int take_common(const char *cmd, int argc, char **argv, int *i, svc_settings *s)
 {
     const char *a = argv[*i];
-    static const char *const with_value[] = {"--models-dir", "--db", "--config", "--pid-file"};
+    static const char *const with_value[] = {"--models-dir", "--db", "--config", "--pid-file", "--api-key"};
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) {
         if (strcmp(a, with_value[k]) != 0)
             continue;
@@ -190,7 +196,8 @@ static int take_common(const char *cmd, int argc, char **argv, int *i, svc_setti
         if (k == 0) s->f_models_dir = v;
         else if (k == 1) s->f_db = v;
         else if (k == 2) s->f_config = v;
-        else s->f_pid_file = v;
+        else if (k == 3) s->f_pid_file = v;
+        else s->f_api_key = v;
         return 1;
     }
     if (strcmp(a, "--json") == 0) {
@@ -210,6 +217,7 @@ typedef struct {
     long pid;
     char host[256];
     int port;
+    char api_key[256]; /* from the settings, never from the pid file */
 } pid_info;
 
 static bool pid_alive(long pid)
@@ -323,8 +331,10 @@ static bool find_service(const svc_settings *s, pid_info *pi)
 {
     if (!pidfile_read(s->pid_file, pi))
         return false;
-    if (pid_alive(pi->pid) && pid_is_service(pi->pid))
+    if (pid_alive(pi->pid) && pid_is_service(pi->pid)) {
+        snprintf(pi->api_key, sizeof pi->api_key, "%s", s->api_key);
         return true;
+    }
     unlink(s->pid_file);
     return false;
 }
@@ -370,6 +380,13 @@ static mcli_status svc_call(const pid_info *pi, const char *method, const char *
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     CURL *c = curl_easy_init();
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (hdr && pi->api_key[0]) {
+        char auth[300];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", pi->api_key);
+        struct curl_slist *more = curl_slist_append(hdr, auth);
+        if (more)
+            hdr = more;
+    }
     resp_buf b = {0};
     mcli_status st = MCLI_OK;
     if (!c || !hdr || (body && !text)) {
@@ -449,6 +466,7 @@ const char usage_start[] =
     "  --max-models N         models kept loaded, least recently used unloaded first (default 2)\n"
     "  --max-memory-mb N      memory budget of loaded models (default: none)\n"
     "  --lightweight-port N   port of POST /lightweight/start (default: port + 1)\n"
+    "  --api-key KEY          require 'Authorization: Bearer KEY' (not on GET /health; env MCLI_API_KEY)\n"
     "  --threads N            engine threads per model call (default 1: requests run in parallel)\n"
     "  --pid-file FILE        (default D/service.pid; env MCLI_SERVICE_PID_FILE)\n"
     "  --log-file FILE        log of a --daemon service (default D/service.log)\n"
@@ -467,7 +485,8 @@ static int run_foreground(const svc_settings *s, int ready_fd)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     service_opts o = {.host = s->host, .port = s->port, .models_dir = s->models_dir, .db_path = s->db,
                       .max_models = (size_t)s->max_models, .max_memory_mb = (size_t)s->max_memory_mb,
-                      .lightweight_port = (int)s->lw_port, .threads = (int)s->threads, .access_log = true};
+                      .lightweight_port = (int)s->lw_port, .threads = (int)s->threads,
+                      .api_key = s->api_key[0] ? s->api_key : NULL, .access_log = true};
     service *svc = NULL;
     mcli_err err = {0};
     int rc = 1;

@@ -45,6 +45,8 @@ typedef struct {
     int lightweight_port;      /* /lightweight/start default; 0 = port + 1 */
     int threads;               /* engine threads per model call; 0 = 1 (requests run in parallel on
                                   their own connection threads instead) */
+    const char *api_key;       /* NULL/"" = none; else "Authorization: Bearer KEY" on every route but
+                                  GET /health (also required by the lightweight server it starts) */
     bool access_log;
 } service_opts;
 

@@ -112,6 +112,22 @@ static enum MHD_Result queue_json(struct MHD_Connection *c, conn_state *cs, int 
     return ret;
 }
 
+/* Constant-time comparison of the Bearer token with the key (no early exit on the first mismatch). */
+static bool authorized(const service *s, struct MHD_Connection *c, const char *method, const char *url)
+{
+    if (!s->api_key[0] || (strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0))
+        return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncmp(h, "Bearer ", 7) != 0)
+        return false;
+    const char *given = h + 7;
+    size_t n = strlen(s->api_key), m = strnlen(given, 512);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(s->api_key[i] ^ (i < m ? given[i] : 0));
+    return diff == 0;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -132,6 +148,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         *upload_size = 0;
         return MHD_YES;
     }
+    if (!authorized(s, c, method, url))
+        return queue_json(c, cs, 401,
+                          json_pack("{s:s,s:s}", "detail",
+                                    "this service needs 'Authorization: Bearer <key>' (the --api-key it was started with)",
+                                    "error", "unauthorized"));
     if (cs->too_large)
         return queue_json(c, cs, 413,
                           json_pack("{s:s,s:s}", "detail", "request body larger than 1 MiB", "error", "too_large"));

@@ -57,6 +57,7 @@ struct service {
     char db_path[4096];
     int lightweight_port;
     bool access_log;
+    char api_key[256];        /* "" = no authentication */
     time_t started;
 
     mcli_registry *reg;

@@ -1057,6 +1057,7 @@ static void handle_lw_start(service *s, const char *body, size_t len, svc_reply 
     o.port = (int)port;
     o.models_dir = s->models_dir;
     o.access_log = s->access_log;
+    o.api_key = s->api_key[0] ? s->api_key : NULL;
     if (server_new(&o, &srv, &err) != MCLI_OK)
         goto fail;
     for (size_t i = 0; i < n; i++) {
@@ -1334,6 +1335,12 @@ mcli_status service_new(const service_opts *o, service **out, mcli_err *err)
     s->lightweight_port = o->lightweight_port;
     s->access_log = o->access_log;
     s->started = time(NULL);
+    if (o->api_key && strlen(o->api_key) >= sizeof s->api_key) {
+        st = mcli_fail(err, MCLI_ERR_INVALID_ARG, "service: the API key is longer than %zu bytes",
+                       sizeof s->api_key - 1);
+        goto fail;
+    }
+    snprintf(s->api_key, sizeof s->api_key, "%s", o->api_key ? o->api_key : "");
     int n1 = snprintf(s->models_dir, sizeof s->models_dir, "%s", o->models_dir);
     int n2 = o->db_path && *o->db_path ? snprintf(s->db_path, sizeof s->db_path, "%s", o->db_path)
                                        : snprintf(s->db_path, sizeof s->db_path, "%s/registry.db", o->models_dir);

@@ -46,7 +46,7 @@ class Service:
         self.port = port or free_port()
         self.env = dict(os.environ)
         self.env.update({"MCLI_MODELS_DIR": self.models_dir, "MCLI_LOG_LEVEL": "warn"})
-        for k in ("MCLI_SERVICE_PORT", "MCLI_SERVICE_HOST", "MCLI_SERVICE_CONFIG", "MCLI_SERVICE_DB"):
+        for k in ("MCLI_SERVICE_PORT", "MCLI_SERVICE_HOST", "MCLI_SERVICE_CONFIG", "MCLI_SERVICE_DB", "MCLI_API_KEY"):
             self.env.pop(k, None)
         if env:
             self.env.update(env)

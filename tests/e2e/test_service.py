@@ -414,3 +414,25 @@ def test_a_pid_file_naming_another_live_process_is_stale(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_api_key_guards_every_route_but_health(tmp_path):
+    s = Service(tmp_path, extra=["--api-key", "s3cret"]).start()
+    try:
+        assert s.get("/health")[0] == 200
+        status, r = s.get("/models")
+        assert status == 401 and "Bearer" in r["detail"]
+        assert s.get("/models", headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert s.get("/models", headers={"Authorization": "Bearer s3cret"})[0] == 200
+        assert s.post("/models", {"name": "g", "model_path": GPT2_DIR})[0] == 401
+        # the CLI sends the key it is configured with
+        r = s.cli("add", "g", "--path", GPT2_DIR)
+        assert r.returncode != 0 and "401" in r.stderr
+        r = s.cli("add", "g", "--path", GPT2_DIR, "--api-key", "s3cret", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["status"] == "loaded", r.stderr
+        env = dict(s.env, MCLI_API_KEY="s3cret")
+        r = run_mcli("update", "g", "--top-k", "9", "--models-dir", s.models_dir, env=env)
+        assert r.returncode == 0, r.stderr
+        assert s.cli("status").returncode == 0
+    finally:
+        s.stop()

@@ -179,3 +179,20 @@ def test_lightweight_start_on_a_busy_port_fails_cleanly_and_can_be_retried(svc):
     assert status == 200 and r["status"] == "started" and r["port"] == port
     status, out = http("GET", f"http://127.0.0.1:{port}/health")
     assert status == 200
+
+
+def test_the_lightweight_server_inherits_the_api_key(tmp_path, hub):
+    env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": "", "HF_HUB_OFFLINE": ""}
+    s = Service(tmp_path, env=env, extra=["--api-key", "k3y"]).start()
+    auth = {"Authorization": "Bearer k3y"}
+    try:
+        status, r = http("POST", s.url + "/lightweight/models/prajjwal1/bert-tiny/download", {}, headers=auth)
+        assert status == 200, r
+        port = free_port()
+        status, r = http("POST", s.url + "/lightweight/start", {"port": port}, headers=auth)
+        assert status == 200, r
+        lw = f"http://127.0.0.1:{port}/models/prajjwal1/bert-tiny/classify"
+        assert http("POST", lw, {"text": "a dog"})[0] == 401
+        assert http("POST", lw, {"text": "a dog"}, headers=auth)[0] == 200
+    finally:
+        s.stop()
