@@ -109,6 +109,8 @@ mcli_status engine_gen_new(const mcli_model *m, const int32_t *prompt, size_t n_
     if (!m->gpt2)
         return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "this model (%s) cannot generate text: only GPT-2 family decoders can",
                          m->config.model_type);
+    if (!m->tokenizer)
+        return mcli_fail(err, MCLI_ERR_INTERNAL, "generation needs the model's tokenizer (load with engine_load)");
     const gpt2_model *gm = m->gpt2;
     const int n_ctx = gpt2_n_ctx(gm);
     if (n_prompt == 0)
@@ -441,6 +443,8 @@ mcli_status engine_chat_prompt(const mcli_model *m, const char *const *turns, si
     if (!m->gpt2)
         return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "chat needs a GPT-2 family decoder (this is a %s model)",
                          m->config.model_type);
+    if (!m->tokenizer)
+        return mcli_fail(err, MCLI_ERR_INTERNAL, "chat needs the model's tokenizer (load with engine_load)");
     const int eos = gpt2_eos_id(m->gpt2);
     if (eos < 0)
         return mcli_fail(err, MCLI_ERR_UNSUPPORTED, "chat needs an EOS token to separate turns; the model has none");
