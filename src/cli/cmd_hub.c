@@ -162,10 +162,13 @@ static int on_progress(void *user, const hub_event *ev)
                               : 0;
             fprintf(stderr, "\r  [%s] %5.1f%%  %s / %s  %s/s  ETA %ds   ", bar, pct, a, b, sp, (int)(left + 0.5));
         } else if (ev->file_total > 0) {
+            /* One line per 10% step, even when a single callback crossed several steps. */
             int decile = (int)(pct / 10);
-            if (decile > ps->last_decile && decile > 0) {
-                ps->last_decile = decile;
-                fprintf(stderr, "  %s: %d%% (%s / %s, %s/s)\n", ev->file, decile * 10, a, b, sp);
+            if (ps->last_decile < 0)
+                ps->last_decile = 0;
+            while (ps->last_decile < decile && ps->last_decile < 10) {
+                ps->last_decile++;
+                fprintf(stderr, "  %s: %d%% (%s / %s, %s/s)\n", ev->file, ps->last_decile * 10, a, b, sp);
             }
         }
         break;

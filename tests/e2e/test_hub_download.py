@@ -249,7 +249,7 @@ def test_sigkilled_pull_resumes_on_the_next_run(hub, env, tmp_path):
 
 
 def test_two_concurrent_pulls_of_one_model_end_with_one_correct_copy(hub, env):
-    hub.add_fault("trickle", match="model.safetensors", server="cdn", times=-1, chunk=65536, delay=0.05)
+    hub.add_fault("trickle", match="model.safetensors", server="cdn", times=-1, chunk=65536, delay=0.1)
     e = dict(os.environ)
     e.update(env)
     procs = [subprocess.Popen([MCLI, "pull", GPT2], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
