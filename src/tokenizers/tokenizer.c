@@ -265,6 +265,11 @@ mcli_status tok_load_json_file(const char *path, json_t **out, bool optional, mc
         return st;
     json_error_t je;
     *out = json_loadb(buf, len, 0, &je);
+    /* transformers writes "model_max_length": 1000000000000000019884624838656 (int(1e30)) for
+     * "no limit", which overflows jansson's integers: read such a file with integers as reals
+     * (only model_max_length is numeric in these files; token ids stay integers elsewhere). */
+    if (!*out && strstr(je.text, "too big integer"))
+        *out = json_loadb(buf, len, JSON_DECODE_INT_AS_REAL, &je);
     free(buf);
     if (!*out)
         return mcli_fail(err, MCLI_ERR_FORMAT, "%s: invalid JSON at line %d column %d: %s", path, je.line,

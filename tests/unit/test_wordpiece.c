@@ -345,6 +345,42 @@ static void cased_config_keeps_case_and_composes_nfc(void **state)
     tt_rmdir(dir);
 }
 
+/* The shape of tokenizer_config.json the hub serves for bert-base-uncased today. */
+static void hub_style_config_with_added_tokens_decoder(void **state)
+{
+    (void)state;
+    char *dir = tt_bert_dir(
+        "{\"added_tokens_decoder\": {"
+        "\"0\": {\"content\": \"[PAD]\", \"lstrip\": false, \"normalized\": false, \"rstrip\": false, "
+        "\"single_word\": false, \"special\": true},"
+        "\"100\": {\"content\": \"[UNK]\", \"lstrip\": false, \"normalized\": false, \"rstrip\": false, "
+        "\"single_word\": false, \"special\": true},"
+        "\"101\": {\"content\": \"[CLS]\", \"lstrip\": false, \"normalized\": false, \"rstrip\": false, "
+        "\"single_word\": false, \"special\": true},"
+        "\"102\": {\"content\": \"[SEP]\", \"lstrip\": false, \"normalized\": false, \"rstrip\": false, "
+        "\"single_word\": false, \"special\": true},"
+        "\"103\": {\"content\": \"[MASK]\", \"lstrip\": false, \"normalized\": false, \"rstrip\": false, "
+        "\"single_word\": false, \"special\": true}},"
+        "\"clean_up_tokenization_spaces\": false, \"cls_token\": \"[CLS]\", \"do_lower_case\": true,"
+        "\"mask_token\": {\"content\": \"[MASK]\"}, \"model_max_length\": 1000000000000000019884624838656,"
+        "\"pad_token\": \"[PAD]\", \"sep_token\": \"[SEP]\", \"strip_accents\": null,"
+        "\"tokenize_chinese_chars\": true, \"tokenizer_class\": \"BertTokenizer\", \"unk_token\": "
+        "\"[UNK]\"}");
+    mcli_tokenizer *t = tt_load(dir);
+    assert_int_equal(tokenizer_special(t)->mask, 103);
+    assert_int_equal(tokenizer_model_max_length(t), 0); /* 1e30 means "no limit" */
+    mcli_encoding e = tt_encode(t, "Hello, [MASK] world.", true);
+    assert_string_equal(tt_tokens(t, &e), "[CLS]|hello|,|[MASK]|world|.|[SEP]");
+    char *s;
+    mcli_err err;
+    assert_int_equal(tokenizer_decode(t, e.ids, e.n, true, &s, &err), MCLI_OK);
+    assert_string_equal(s, "hello , world ."); /* no clean-up; [MASK] is special and skipped */
+    free(s);
+    encoding_free(&e);
+    tokenizer_free(t);
+    tt_rmdir(dir);
+}
+
 static void duplicate_vocab_lines_keep_the_last_id(void **state)
 {
     (void)state;
@@ -424,6 +460,7 @@ int main(void)
         cmocka_unit_test(detok_streams_the_same_text_as_decode),
         cmocka_unit_test(special_ids_come_from_the_vocabulary),
         cmocka_unit_test(cased_config_keeps_case_and_composes_nfc),
+        cmocka_unit_test(hub_style_config_with_added_tokens_decoder),
         cmocka_unit_test(duplicate_vocab_lines_keep_the_last_id),
         cmocka_unit_test(hostile_vocab_files_are_clear_errors),
     };
