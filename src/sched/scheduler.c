@@ -289,6 +289,20 @@ static void run_encode_batch(sched *s, sched_job **batch, size_t n_jobs)
     if (!tmp || !tmp_p)
         goto nomem;
 
+    /* Shortest first (stable insertion sort; n_seq is at most a few hundred), so that each padded
+     * batch holds sequences of similar length and little padding. */
+    for (size_t i = 1; i < n_seq; i++) {
+        mcli_seq sq = seqs[i];
+        size_t ow = owner[i], rw = row[i], k = i;
+        for (; k > 0 && seqs[k - 1].len > sq.len; k--) {
+            seqs[k] = seqs[k - 1];
+            owner[k] = owner[k - 1];
+            row[k] = row[k - 1];
+        }
+        seqs[k] = sq;
+        owner[k] = ow;
+        row[k] = rw;
+    }
     /* Padded batches: [start, end) with (end-start) * max_len <= token_budget. */
     for (size_t start = 0; start < n_seq;) {
         size_t end = start, max_len = 0;
