@@ -459,8 +459,11 @@ static void linear(bool packed, float *y, size_t ldy, const float *x, size_t ldx
         kern_linear(y, ldy, x, ldx, w, M, N, K, accumulate);
 }
 
-/* Runs the encoder over seqs[0..n) packed into s->x (N, H), N = sum of lengths. */
-static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch *s)
+/* Runs the encoder over seqs[0..n) packed into s->x (N, H), N = sum of lengths.
+ * cls_only (classification): the last layer's attention output and FFN are computed for the
+ * first token of each sequence only (nothing else reads the others), and on return s->x rows
+ * 0..n-1 hold those n hidden states. For distilbert-base that skips ~12% of the work. */
+static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch *s, bool cls_only)
 {
     const int H = b->H, HD = b->HD, I = b->I;
     const size_t H3 = (size_t)3 * H;
@@ -495,6 +498,18 @@ static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch 
                                scale, s->scores);
             }
             off += seqs[i].len;
+        }
+        if (cls_only && l == b->L - 1) {
+            /* keep the first row of each sequence: row i <- row off_i (off_i >= i, so in place) */
+            off = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (off != i) {
+                    memcpy(s->x + i * H, s->x + off * H, (size_t)H * sizeof *s->x);
+                    memcpy(s->ctx + i * H, s->ctx + off * H, (size_t)H * sizeof *s->ctx);
+                }
+                off += seqs[i].len;
+            }
+            N = (int)n;
         }
         /* x = LN(x + ctx Wo^T + bo) */
         linear(pk, s->x, (size_t)H, s->ctx, (size_t)H, y->wo, y->wo_p, N, H, H, true);
@@ -575,7 +590,7 @@ mcli_status bert_embed(const mcli_model *m, const mcli_seq *seqs, size_t n, mcli
     float *dst = out;
     for (size_t start = 0; start < n;) {
         size_t end = chunk_end(seqs, n, start, cap);
-        encode(b, seqs + start, end - start, &s);
+        encode(b, seqs + start, end - start, &s, false);
         const float *row = s.x;
         for (size_t i = start; i < end; i++) {
             size_t T = seqs[i].len;
@@ -640,21 +655,17 @@ mcli_status bert_classify(const mcli_model *m, const mcli_seq *seqs, size_t n, f
     if (!logits)
         return mcli_fail(err, MCLI_ERR_INVALID_ARG, "no output buffer");
     size_t cap = chunk_cap(total, tmax);
-    /* head scratch: CLS rows (nc, H) and their transform (nc, H); nc <= number of sequences in a chunk <= cap */
-    if ((st = scratch_new(b, cap, tmax, 2 * cap * (size_t)b->H, &s, err)))
+    /* head scratch: the pooler/pre_classifier output (nc, H); nc = sequences in a chunk <= cap */
+    if ((st = scratch_new(b, cap, tmax, cap * (size_t)b->H, &s, err)))
         return st;
     call_threads th = threads_begin(m, cap);
     const int H = b->H, NL = b->n_labels;
     for (size_t start = 0; start < n;) {
         size_t end = chunk_end(seqs, n, start, cap);
         int nc = (int)(end - start);
-        encode(b, seqs + start, end - start, &s);
-        float *cls = s.head, *z = s.head + (size_t)nc * H;
-        size_t off = 0;
-        for (int i = 0; i < nc; i++) {
-            memcpy(cls + (size_t)i * H, s.x + off * H, (size_t)H * sizeof *cls);
-            off += seqs[start + i].len;
-        }
+        encode(b, seqs + start, end - start, &s, true);
+        const float *cls = s.x; /* (nc, H): the first token of each sequence */
+        float *z = s.head;
         /* BERT: tanh(pooler); DistilBERT: ReLU(pre_classifier) */
         kern_linear(z, (size_t)H, cls, (size_t)H, b->pre_w, nc, H, H, false);
         kern_bias_act(z, (size_t)H, b->pre_b, nc, H, b->distil ? KERN_ACT_RELU : KERN_ACT_TANH);
@@ -699,7 +710,7 @@ mcli_status bert_mlm_logits(const mcli_model *m, const mcli_seq *seq, const size
     if ((st = scratch_new(b, total, tmax, 2 * n_pos * (size_t)H, &s, err)))
         return st;
     call_threads th = threads_begin(m, total);
-    encode(b, seq, 1, &s);
+    encode(b, seq, 1, &s, false);
     float *h = s.head, *z = s.head + n_pos * (size_t)H;
     for (size_t i = 0; i < n_pos; i++)
         memcpy(h + i * H, s.x + positions[i] * H, (size_t)H * sizeof *h);
