@@ -196,8 +196,10 @@ def test_lightweight_usage_errors(env, args):
     assert r.returncode == 2 and "Try 'mcli lightweight --help'" in r.stderr
 
 
-def test_start_server_with_no_models_says_what_to_do(env):
-    r = run_mcli("lightweight", "--start-server", env=env)
+def test_start_server_with_no_models_says_what_to_do(env, tmp_path):
+    from conftest import free_port
+    env = _without_shipped_bundled(env, tmp_path)
+    r = run_mcli("lightweight", "--start-server", "--port", str(free_port()), env=env, timeout=30)
     assert r.returncode == 1 and "mcli lightweight --auto" in r.stderr
 
 
