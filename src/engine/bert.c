@@ -460,10 +460,12 @@ static void linear(bool packed, float *y, size_t ldy, const float *x, size_t ldx
 }
 
 /* Runs the encoder over seqs[0..n) packed into s->x (N, H), N = sum of lengths.
- * cls_only (classification): the last layer's attention output and FFN are computed for the
- * first token of each sequence only (nothing else reads the others), and on return s->x rows
- * 0..n-1 hold those n hidden states. For distilbert-base that skips ~12% of the work. */
-static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch *s, bool cls_only)
+ * Heads that read a few rows only compute the last layer's attention output and FFN for them
+ * (for distilbert-base that skips ~12% of the work): cls_only keeps the first token of each
+ * sequence (on return s->x rows 0..n-1), rows[0..n_rows) keeps those packed row indices (in
+ * increasing order; on return s->x rows 0..n_rows-1). Otherwise every row is computed. */
+static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch *s, bool cls_only,
+                   const size_t *rows, size_t n_rows)
 {
     const int H = b->H, HD = b->HD, I = b->I;
     const size_t H3 = (size_t)3 * H;
@@ -499,17 +501,20 @@ static void encode(const bert_model *b, const mcli_seq *seqs, size_t n, scratch 
             }
             off += seqs[i].len;
         }
-        if (cls_only && l == b->L - 1) {
-            /* keep the first row of each sequence: row i <- row off_i (off_i >= i, so in place) */
+        if ((cls_only || rows) && l == b->L - 1) {
+            /* row i <- row src_i with src_i >= i increasing, so the copies can go in place */
+            size_t keep = cls_only ? n : n_rows;
             off = 0;
-            for (size_t i = 0; i < n; i++) {
-                if (off != i) {
-                    memcpy(s->x + i * H, s->x + off * H, (size_t)H * sizeof *s->x);
-                    memcpy(s->ctx + i * H, s->ctx + off * H, (size_t)H * sizeof *s->ctx);
+            for (size_t i = 0; i < keep; i++) {
+                size_t src = cls_only ? off : rows[i];
+                if (src != i) {
+                    memcpy(s->x + i * H, s->x + src * H, (size_t)H * sizeof *s->x);
+                    memcpy(s->ctx + i * H, s->ctx + src * H, (size_t)H * sizeof *s->ctx);
                 }
-                off += seqs[i].len;
+                if (cls_only)
+                    off += seqs[i].len;
             }
-            N = (int)n;
+            N = (int)keep;
         }
         /* x = LN(x + ctx Wo^T + bo) */
         linear(pk, s->x, (size_t)H, s->ctx, (size_t)H, y->wo, y->wo_p, N, H, H, true);
@@ -590,7 +595,7 @@ mcli_status bert_embed(const mcli_model *m, const mcli_seq *seqs, size_t n, mcli
     float *dst = out;
     for (size_t start = 0; start < n;) {
         size_t end = chunk_end(seqs, n, start, cap);
-        encode(b, seqs + start, end - start, &s, false);
+        encode(b, seqs + start, end - start, &s, false, NULL, 0);
         const float *row = s.x;
         for (size_t i = start; i < end; i++) {
             size_t T = seqs[i].len;
@@ -663,7 +668,7 @@ mcli_status bert_classify(const mcli_model *m, const mcli_seq *seqs, size_t n, f
     for (size_t start = 0; start < n;) {
         size_t end = chunk_end(seqs, n, start, cap);
         int nc = (int)(end - start);
-        encode(b, seqs + start, end - start, &s, true);
+        encode(b, seqs + start, end - start, &s, true, NULL, 0);
         const float *cls = s.x; /* (nc, H): the first token of each sequence */
         float *z = s.head;
         /* BERT: tanh(pooler); DistilBERT: ReLU(pre_classifier) */
@@ -710,10 +715,14 @@ mcli_status bert_mlm_logits(const mcli_model *m, const mcli_seq *seq, const size
     if ((st = scratch_new(b, total, tmax, 2 * n_pos * (size_t)H, &s, err)))
         return st;
     call_threads th = threads_begin(m, total);
-    encode(b, seq, 1, &s, false);
+    /* the last layer only for the asked rows when they are strictly increasing (the usual case) */
+    bool increasing = true;
+    for (size_t i = 1; i < n_pos; i++)
+        increasing = increasing && positions[i] > positions[i - 1];
+    encode(b, seq, 1, &s, false, increasing ? positions : NULL, n_pos);
     float *h = s.head, *z = s.head + n_pos * (size_t)H;
     for (size_t i = 0; i < n_pos; i++)
-        memcpy(h + i * H, s.x + positions[i] * H, (size_t)H * sizeof *h);
+        memcpy(h + i * H, s.x + (increasing ? i : positions[i]) * H, (size_t)H * sizeof *h);
     /* transform: LN(act(W h + b)); decoder: z E^T + bias */
     kern_linear(z, (size_t)H, h, (size_t)H, b->mlm_w, (int)n_pos, H, H, false);
     kern_bias_act(z, (size_t)H, b->mlm_b, (int)n_pos, H, b->act);

@@ -229,6 +229,19 @@ static void check_mlm(fixture *f)
             assert_true(fabs(preds[i].score - json_number_value(json_array_get(scores, (size_t)i))) < TOL);
         }
         free(preds);
+        /* several positions, in increasing order (last layer for those rows only) and reversed
+         * (every row computed): the mask rows still match torch, the other row agrees */
+        size_t two[2] = {1, pos[0]}, rev[2] = {pos[0], 1};
+        float *a = malloc(2 * (size_t)V * sizeof *a), *r = malloc(2 * (size_t)V * sizeof *r);
+        assert_true(a && r && pos[0] > 1);
+        assert_int_equal(engine_mlm_logits(f->m, &seq, two, 2, a, &err), MCLI_OK);
+        assert_int_equal(engine_mlm_logits(f->m, &seq, rev, 2, r, &err), MCLI_OK);
+        expect_close(a + V, json_array_get(json_object_get(c, "logits"), 0), (size_t)V, "mlm logits, 2 rows");
+        expect_close(r, json_array_get(json_object_get(c, "logits"), 0), (size_t)V, "mlm logits, reversed");
+        for (int v = 0; v < V; v++)
+            assert_true(fabsf(a[v] - r[V + v]) < 1e-5f);
+        free(a);
+        free(r);
     }
 }
 
