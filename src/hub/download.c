@@ -703,7 +703,10 @@ mcli_status dl_get_small(const char *url, const char *token, const dl_policy *po
             return status_error(s, &x, url, err);
         }
         long d = dl_backoff_ms(policy, attempt, x.retry_after);
-        LOG_WARN("hub: %s: HTTP %ld / %s; retrying in %ld ms", url, s, curl_easy_strerror(rc), d);
+        if (rc != CURLE_OK)
+            LOG_WARN("hub: %s: %s; retrying in %ld ms", url, curl_easy_strerror(rc), d);
+        else
+            LOG_WARN("hub: %s: HTTP %ld; retrying in %ld ms", url, s, d);
         sleep_ms(d);
     }
 }
