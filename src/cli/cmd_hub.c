@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/service_cli.h"
 #include "hub/catalog.h"
 #include "hub/hub.h"
 #include "hub/manifest.h"
@@ -603,13 +604,34 @@ out:
 
 const char usage_list[] =
     "Usage: mcli [workflow model-service] list [--summary] [--json] [--models-dir DIR]\n"
+    "       mcli [workflow model-service] list --registry [--summary] [--json] [--direct] [--db F]\n"
     "\n"
     "Lists the models downloaded under DIR/lightweight (repo, size, files, commit, when pulled).\n"
     "  --summary            one line: how many models and their total size\n"
-    "  --json               machine-readable output\n";
+    "  --json               machine-readable output\n"
+    "  --registry           list the model service's registry instead (through the running service,\n"
+    "                       else directly on its database); --summary then adds counts by type,\n"
+    "                       memory and per-model inference statistics (see docs/SERVICE.md)\n";
+
+/* Removes the first "--registry" from argv (in place); true if it was there. The registry half of
+ * list/remove belongs to the model service (cmd_service.c); this file only hands over. */
+static bool take_registry_flag(int *argc, char **argv)
+{
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--registry") == 0) {
+            for (int j = i; j + 1 < *argc; j++)
+                argv[j] = argv[j + 1];
+            (*argc)--;
+            return true;
+        }
+    }
+    return false;
+}
 
 int cmd_list(int argc, char **argv)
 {
+    if (take_registry_flag(&argc, argv))
+        return service_list_registry(argc, argv);
     const char *cmd = "list";
     common_opts c = {0};
     bool summary = false;
@@ -688,12 +710,16 @@ int cmd_list(int argc, char **argv)
 
 const char usage_remove[] =
     "Usage: mcli [workflow model-service] remove MODEL [--models-dir DIR]\n"
+    "       mcli [workflow model-service] remove --registry ID|NAME [--direct] [--db F]\n"
     "\n"
     "Deletes the model's directory (its files, manifest and any partial downloads). MODEL is a catalog\n"
-    "key (aliases resolve to their repository) or org/name. Fails with 'busy' while it is being pulled.\n";
+    "key (aliases resolve to their repository) or org/name. Fails with 'busy' while it is being pulled.\n"
+    "With --registry, removes a model from the model service's registry instead (unloading it).\n";
 
 int cmd_remove(int argc, char **argv)
 {
+    if (take_registry_flag(&argc, argv))
+        return service_remove_registry(argc, argv);
     const char *cmd = "remove";
     common_opts c = {0};
     const char *model = NULL;
