@@ -90,6 +90,8 @@ static bool rev_valid(const char *rev)
 
 mcli_status hub_parse_ref(const char *ref, char *repo, size_t repo_cap, char *rev, size_t rev_cap, mcli_err *err)
 {
+    if (!ref || !ref[0])
+        return mcli_fail(err, MCLI_ERR_INVALID_ARG, "no model id given (expected org/name[@revision])");
     const char *at = strchr(ref, '@');
     size_t rlen = at ? (size_t)(at - ref) : strlen(ref);
     if (rlen >= repo_cap)
@@ -569,7 +571,7 @@ mcli_status hub_pull(const hub_pull_opts *o, hub_pull_result *res, mcli_err *err
     memset(&c, 0, sizeof c);
     c.o = o;
     c.res = res;
-    dl_policy defp;
+    dl_policy defp = {0};
     if (!o->policy)
         dl_policy_default(&defp);
     c.policy = o->policy ? o->policy : &defp;

@@ -464,12 +464,27 @@ mcli_status sysinfo_apply_override(mcli_sysinfo *info, const char *json_text, mc
         }
         char *dst = (char *)info + f->off;
         bool ok = true;
-        switch (f->type) {
-        case F_I64: ok = json_is_number(val); if (ok) *(int64_t *)dst = (int64_t)json_number_value(val); break;
-        case F_INT: ok = json_is_number(val); if (ok) *(int *)dst = (int)json_number_value(val); break;
-        case F_DBL: ok = json_is_number(val); if (ok) *(double *)dst = json_number_value(val); break;
-        case F_BOOL: ok = json_is_boolean(val); if (ok) *(bool *)dst = json_is_true(val); break;
-        case F_STR: ok = json_is_string(val); if (ok) snprintf(dst, f->cap, "%s", json_string_value(val)); break;
+        /* memcpy, not a typed store through a cast: dst is a byte offset into the struct. */
+        if (f->type == F_STR) {
+            ok = json_is_string(val);
+            if (ok)
+                snprintf(dst, f->cap, "%s", json_string_value(val));
+        } else if (f->type == F_BOOL) {
+            ok = json_is_boolean(val);
+            bool b = json_is_true(val);
+            if (ok)
+                memcpy(dst, &b, sizeof b);
+        } else {
+            ok = json_is_number(val);
+            double d = json_number_value(val);
+            int64_t i64 = (int64_t)d;
+            int i32 = (int)d;
+            if (ok && f->type == F_I64)
+                memcpy(dst, &i64, sizeof i64);
+            else if (ok && f->type == F_INT)
+                memcpy(dst, &i32, sizeof i32);
+            else if (ok)
+                memcpy(dst, &d, sizeof d);
         }
         if (!ok) {
             mcli_fail(err, MCLI_ERR_INVALID_ARG, "MCLI_SYSINFO_OVERRIDE: field '%s' has the wrong type", key);
@@ -494,11 +509,15 @@ char *sysinfo_to_json(const mcli_sysinfo *info)
     for (size_t i = 0; i < N_FIELDS; i++) {
         const char *src = (const char *)info + fields[i].off;
         json_t *v = NULL;
+        int64_t i64;
+        int i32;
+        double d;
+        bool b;
         switch (fields[i].type) {
-        case F_I64: v = json_integer(*(const int64_t *)src); break;
-        case F_INT: v = json_integer(*(const int *)src); break;
-        case F_DBL: v = json_real(*(const double *)src); break;
-        case F_BOOL: v = json_boolean(*(const bool *)src); break;
+        case F_I64: memcpy(&i64, src, sizeof i64); v = json_integer(i64); break;
+        case F_INT: memcpy(&i32, src, sizeof i32); v = json_integer(i32); break;
+        case F_DBL: memcpy(&d, src, sizeof d); v = json_real(d); break;
+        case F_BOOL: memcpy(&b, src, sizeof b); v = json_boolean(b); break;
         case F_STR: v = json_string(src); break;
         }
         json_object_set_new(o, fields[i].name, v ? v : json_null());
