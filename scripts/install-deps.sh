@@ -12,7 +12,7 @@ build_pkgs=(
 )
 test_pkgs=(
   libcmocka-dev python3 python3-pytest python3-requests
-  cppcheck clang
+  cppcheck clang libclang-rt-dev
 )
 
 want=("${build_pkgs[@]}")
