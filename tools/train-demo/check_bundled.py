@@ -71,16 +71,20 @@ def check_bert(d):
 def check_gpt2(d, n_new=20):
     model, tok, c = load_gpt2(d)
     prompt = "The meaning of life is"
-    ids = [tok.eot_id] + tok.encode(prompt)
-    n_prompt = len(ids)
-    for _ in range(n_new):
-        nxt = model(torch.tensor([ids]))[0, -1].argmax().item()
-        ids.append(nxt)
-    first = model(torch.tensor([ids[:n_prompt]]))[0, -1]
-    return {"prompt": prompt, "prompt_ids": ids[:n_prompt], "greedy_ids": ids[n_prompt:],
-            "greedy_text": tok.decode(ids[n_prompt:]),
-            "first_step_top5": torch.topk(first, 5).indices.tolist(),
-            "first_step_logits_head": [round(v, 5) for v in first[:4].tolist()]}
+    out = {}
+    # As transformers' GPT-2 tokenizer encodes a prompt (no BOS added), and with the
+    # <|endoftext|> that preceded every fortune in training.
+    for key, ids in (("plain", tok.encode(prompt)), ("with_bos", [tok.eot_id] + tok.encode(prompt))):
+        n_prompt = len(ids)
+        for _ in range(n_new):
+            nxt = model(torch.tensor([ids]))[0, -1].argmax().item()
+            ids.append(nxt)
+        first = model(torch.tensor([ids[:n_prompt]]))[0, -1]
+        out[key] = {"prompt": prompt, "prompt_ids": ids[:n_prompt], "greedy_ids": ids[n_prompt:],
+                    "greedy_text": tok.decode(ids[n_prompt:]),
+                    "first_step_top5": torch.topk(first, 5).indices.tolist(),
+                    "first_step_logits_head": [round(v, 5) for v in first[:4].tolist()]}
+    return out
 
 
 def main():
