@@ -56,6 +56,8 @@ struct gpt2_state {
     float *qkv;                       /* [MAX_ROWS, 3C] */
     float *ff;                        /* [MAX_ROWS, F] */
     float *scores;                    /* [nth, n_ctx] attention probabilities per pool thread */
+    float *kscratch;                  /* partial sums of the streaming products (kd_matmul_kn) */
+    size_t kscratch_n;
     gpt2_state **row_st;              /* [MAX_ROWS] */
     int *row_pos;                     /* [MAX_ROWS] */
     float **row_out;                  /* [MAX_ROWS] logits destination per row (NULL: none) */
@@ -220,8 +222,10 @@ mcli_status gpt2_state_new(const gpt2_model *g, int capacity, gpt2_state **out, 
     const size_t nth = (size_t)kd_pool_threads(g->pool);
     /* Each buffer rounded up to 16 floats so every one starts on a 64-byte line. */
 #define ROUND16(n) (((n) + 15) & ~(size_t)15)
+    const int widest = 3 * g->C > g->F ? 3 * g->C : g->F;
+    const size_t n_ks = kd_matmul_kn_scratch(g->pool, GPT2_STREAM_ROWS, widest);
     const size_t sizes[] = {n_kv, (size_t)g->V, R * C, R * C, R * C, R * 3 * C, R * (size_t)g->F,
-                            nth * (size_t)g->n_ctx};
+                            nth * (size_t)g->n_ctx, n_ks};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += ROUND16(sizes[i]);
@@ -236,13 +240,14 @@ mcli_status gpt2_state_new(const gpt2_model *g, int capacity, gpt2_state **out, 
                          total * sizeof(float) >> 20);
     }
     float *p = s->arena;
-    float **dst[] = {&s->kv, &s->logits, &s->x, &s->h, &s->att, &s->qkv, &s->ff, &s->scores};
+    float **dst[] = {&s->kv, &s->logits, &s->x, &s->h, &s->att, &s->qkv, &s->ff, &s->scores, &s->kscratch};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *dst[i] = p;
         p += ROUND16(sizes[i]);
     }
 #undef ROUND16
     memset(s->logits, 0, (size_t)g->V * sizeof(float));
+    s->kscratch_n = n_ks;
     s->g = g;
     s->cap = capacity;
     s->n = 0;
@@ -279,11 +284,11 @@ static inline float *cache_at(const gpt2_state *s, int l, int kv_i, int h)
 /* ---------------------------------------------------------------------------------------- */
 
 /* y[R,N] (+)= x[R,K] @ W[K,N] + b */
-static void linear(const gpt2_model *g, float *y, const float *x, const float *W, const float *b, int R, int K, int N,
-                   int accumulate)
+static void linear(const gpt2_model *g, gpt2_state *sc, float *y, const float *x, const float *W, const float *b, int R,
+                   int K, int N, int accumulate)
 {
     if (R <= g->stream_rows) {
-        kd_matmul_kn(g->pool, y, (size_t)N, x, (size_t)K, W, b, R, K, N, accumulate);
+        kd_matmul_kn(g->pool, y, (size_t)N, x, (size_t)K, W, b, R, K, N, accumulate, sc->kscratch, sc->kscratch_n);
         return;
     }
     for (int r = 0; r < R; r++) {
@@ -345,7 +350,7 @@ static void forward_rows(const gpt2_model *g, gpt2_state *sc, const int32_t *ids
         const gpt2_layer *y = &g->layers[l];
         for (int r = 0; r < R; r++)
             kd_layernorm(sc->h + (size_t)r * C, sc->x + (size_t)r * C, y->ln_1_w, y->ln_1_b, C, g->eps);
-        linear(g, sc->qkv, sc->h, y->attn_w, y->attn_b, R, C, 3 * C, 0);
+        linear(g, sc, sc->qkv, sc->h, y->attn_w, y->attn_b, R, C, 3 * C, 0);
         for (int r = 0; r < R; r++) {
             const float *qkv = sc->qkv + (size_t)r * 3 * C;
             gpt2_state *s = sc->row_st[r];
@@ -357,12 +362,12 @@ static void forward_rows(const gpt2_model *g, gpt2_state *sc, const int32_t *ids
         }
         attn_job aj = {g, l, R, sc->row_st, sc->row_pos, sc->qkv, sc->att, sc->scores};
         kd_pool_run(g->pool, R * g->H, attn_task, &aj);
-        linear(g, sc->x, sc->att, y->aproj_w, y->aproj_b, R, C, C, 1);
+        linear(g, sc, sc->x, sc->att, y->aproj_w, y->aproj_b, R, C, C, 1);
         for (int r = 0; r < R; r++)
             kd_layernorm(sc->h + (size_t)r * C, sc->x + (size_t)r * C, y->ln_2_w, y->ln_2_b, C, g->eps);
-        linear(g, sc->ff, sc->h, y->fc_w, y->fc_b, R, C, F, 0);
+        linear(g, sc, sc->ff, sc->h, y->fc_w, y->fc_b, R, C, F, 0);
         kd_gelu_new(sc->ff, (size_t)R * F);
-        linear(g, sc->x, sc->ff, y->mproj_w, y->mproj_b, R, F, C, 1);
+        linear(g, sc, sc->x, sc->ff, y->mproj_w, y->mproj_b, R, F, C, 1);
     }
     /* Final layer norm and LM head only for the rows that want logits. */
     int M = 0;

@@ -315,30 +315,20 @@ typedef struct {
     size_t ldx;
     const float *W, *b;
     int M, K, N, accumulate;
-    int piece; /* columns per chunk */
+    int piece;      /* columns (column split) or rows of W (row split) per chunk */
+    float *partial; /* row split: [n_chunks, M, N] partial sums */
 } kn_job;
 
-static void kn_range(const kn_job *j, int n0, int n1)
+/* y[m, n0:n1] += sum over k in [k0, k1) of x[m, k] W[k, n0:n1]  (y already initialised) */
+static void kn_accum(float *y, size_t ldy, const float *x, size_t ldx, const float *W, int M, int k0, int k1, int N,
+                     int n0, int n1)
 {
-    const int M = j->M, K = j->K, N = j->N;
-    for (int m = 0; m < M; m++) {
-        float *ym = j->y + (size_t)m * j->ldy;
-        if (!j->accumulate) {
-            if (j->b)
-                memcpy(ym + n0, j->b + n0, (size_t)(n1 - n0) * sizeof(float));
-            else
-                memset(ym + n0, 0, (size_t)(n1 - n0) * sizeof(float));
-        } else if (j->b) {
-            for (int n = n0; n < n1; n++)
-                ym[n] += j->b[n];
-        }
-    }
-    int k = 0;
-    for (; k + 4 <= K; k += 4) {
-        const float *w0 = j->W + (size_t)k * N, *w1 = w0 + N, *w2 = w1 + N, *w3 = w2 + N;
+    int k = k0;
+    for (; k + 4 <= k1; k += 4) {
+        const float *w0 = W + (size_t)k * N, *w1 = w0 + N, *w2 = w1 + N, *w3 = w2 + N;
         for (int m = 0; m < M; m++) {
-            const float *xm = j->x + (size_t)m * j->ldx + k;
-            float *ym = j->y + (size_t)m * j->ldy;
+            const float *xm = x + (size_t)m * ldx + k;
+            float *ym = y + (size_t)m * ldy;
             int n = n0;
 #if KD_AVX2
             __m256 x0 = _mm256_set1_ps(xm[0]), x1 = _mm256_set1_ps(xm[1]);
@@ -361,15 +351,14 @@ static void kn_range(const kn_job *j, int n0, int n1)
                 ym[n] += xm[0] * w0[n] + xm[1] * w1[n] + xm[2] * w2[n] + xm[3] * w3[n];
         }
     }
-    for (; k < K; k++) {
-        const float *w0 = j->W + (size_t)k * N;
-        for (int m = 0; m < M; m++) {
-            float xv = j->x[(size_t)m * j->ldx + k];
-            kd_axpy(j->y + (size_t)m * j->ldy + n0, xv, w0 + n0, n1 - n0);
-        }
+    for (; k < k1; k++) {
+        const float *w0 = W + (size_t)k * N;
+        for (int m = 0; m < M; m++)
+            kd_axpy(y + (size_t)m * ldy + n0, x[(size_t)m * ldx + k], w0 + n0, n1 - n0);
     }
 }
 
+/* Column split: chunk = columns [n0, n1), all of K; y initialised here. */
 static void kn_task(void *ctx, int chunk, int ith)
 {
     (void)ith;
@@ -377,17 +366,68 @@ static void kn_task(void *ctx, int chunk, int ith)
     int n0 = chunk * j->piece, n1 = n0 + j->piece;
     if (n1 > j->N)
         n1 = j->N;
+    for (int m = 0; m < j->M; m++) {
+        float *ym = j->y + (size_t)m * j->ldy;
+        if (!j->accumulate) {
+            if (j->b)
+                memcpy(ym + n0, j->b + n0, (size_t)(n1 - n0) * sizeof(float));
+            else
+                memset(ym + n0, 0, (size_t)(n1 - n0) * sizeof(float));
+        } else if (j->b) {
+            for (int n = n0; n < n1; n++)
+                ym[n] += j->b[n];
+        }
+    }
     for (int t = n0; t < n1; t += 512)
-        kn_range(j, t, t + 512 < n1 ? t + 512 : n1);
+        kn_accum(j->y, j->ldy, j->x, j->ldx, j->W, j->M, 0, j->K, j->N, t, t + 512 < n1 ? t + 512 : n1);
+}
+
+/* Row split: chunk = rows [k0, k1) of W, a contiguous block read front to back, summed into
+ * its own partial[chunk] (M x N); the caller adds the partials in chunk order. */
+static void kn_ksplit_task(void *ctx, int chunk, int ith)
+{
+    (void)ith;
+    const kn_job *j = ctx;
+    const int k0 = chunk * j->piece, k1 = k0 + j->piece < j->K ? k0 + j->piece : j->K;
+    float *part = j->partial + (size_t)chunk * (size_t)j->M * (size_t)j->N;
+    memset(part, 0, (size_t)j->M * (size_t)j->N * sizeof(float));
+    const int tile = j->M == 1 ? j->N : 512; /* M > 1: keep y's tile and W's rows in L1 */
+    for (int t = 0; t < j->N; t += tile)
+        kn_accum(part, (size_t)j->N, j->x, j->ldx, j->W, j->M, k0, k1, j->N, t, t + tile < j->N ? t + tile : j->N);
+}
+
+/* Row blocks per product: two per thread. */
+#define KN_ROW_CHUNKS_PER_THREAD 2
+
+size_t kd_matmul_kn_scratch(const kd_pool *p, int M, int N)
+{
+    return (size_t)(KN_ROW_CHUNKS_PER_THREAD * kd_pool_threads(p)) * (size_t)M * (size_t)N;
 }
 
 void kd_matmul_kn(kd_pool *p, float *y, size_t ldy, const float *x, size_t ldx, const float *W,
-                  const float *b, int M, int K, int N, int accumulate)
+                  const float *b, int M, int K, int N, int accumulate, float *scratch, size_t scratch_floats)
 {
-    kn_job j = {y, ldy, x, ldx, W, b, M, K, N, accumulate, 0};
-    /* two wide chunks per thread: long contiguous row segments stream best (measured: 8 per
-     * thread was ~15% slower), and a late thread still leaves only half its share */
-    int n = kd_chunks(p, N, 64, 2, 16, &j.piece);
+    kn_job j = {y, ldy, x, ldx, W, b, M, K, N, accumulate, 0, NULL};
+    /* two chunks per thread: long contiguous reads stream best (measured: 8 per thread was
+     * ~15% slower), and a late thread still leaves only half its share */
+    int piece;
+    const int n_k = kd_chunks(p, K, 16, KN_ROW_CHUNKS_PER_THREAD, 4, &piece);
+    if (scratch && n_k > 1 && (size_t)n_k * (size_t)M * (size_t)N <= scratch_floats) {
+        j.piece = piece;
+        j.partial = scratch;
+        kd_pool_run(p, n_k, kn_ksplit_task, &j);
+        for (int m = 0; m < M; m++) {
+            float *ym = y + (size_t)m * ldy;
+            if (!accumulate)
+                memset(ym, 0, (size_t)N * sizeof(float));
+            if (b)
+                kd_axpy(ym, 1.0f, b, N);
+            for (int c = 0; c < n_k; c++)
+                kd_axpy(ym, 1.0f, scratch + ((size_t)c * M + (size_t)m) * (size_t)N, N);
+        }
+        return;
+    }
+    const int n = kd_chunks(p, N, 64, 2, 16, &j.piece);
     kd_pool_run(p, n, kn_task, &j);
 }
 

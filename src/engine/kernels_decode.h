@@ -47,9 +47,15 @@ int kd_cpus_available(void);
 
 /* y[M,N] (+)= x[M,K] @ W[K,N] + b[N]   (W row-major [in, out], as GPT-2's Conv1D stores it)
  * b may be NULL; accumulate != 0 adds to y (residual connections), else overwrites.
- * ldx/ldy are the row strides of x and y. Split over columns of the pool. */
+ * ldx/ldy are the row strides of x and y.
+ * With scratch of at least kd_matmul_kn_scratch(p, M, N) floats, W is cut into blocks of whole
+ * rows (each read front to back, the fastest stream) whose partial sums are added in block
+ * order; without, it is cut into column ranges. Either way the result does not depend on which
+ * thread ran which chunk (bitwise reproducible for a given thread count). */
 void kd_matmul_kn(kd_pool *p, float *y, size_t ldy, const float *x, size_t ldx, const float *W,
-                  const float *b, int M, int K, int N, int accumulate);
+                  const float *b, int M, int K, int N, int accumulate, float *scratch, size_t scratch_floats);
+/* Scratch floats that let kd_matmul_kn use row blocks for an M x N output. */
+size_t kd_matmul_kn_scratch(const kd_pool *p, int M, int N);
 
 /* y_m[N] = x[M,K] @ E[N,K]^T  for m in [0,M): one output row pointer per input row
  * (E row-major [out, in], e.g. the tied LM head = wte [vocab, n_embd]). Split over rows of E. */

@@ -47,24 +47,49 @@ static void matmul_kn_matches_reference_on_odd_shapes(void **state)
             const size_t ldx = (size_t)K + 3, ldy = (size_t)N + 5; /* strided rows */
             float *x = rnd((size_t)M * ldx), *W = rnd((size_t)K * N), *b = rnd((size_t)N);
             float *y = rnd((size_t)M * ldy), *yr = malloc((size_t)M * ldy * sizeof *yr);
-            for (int acc = 0; acc < 2; acc++) {
+            const size_t ns = kd_matmul_kn_scratch(p, M, N);
+            float *scratch = malloc(ns * sizeof *scratch);
+            for (int mode = 0; mode < 4; mode++) {
+                const int acc = mode & 1, rows = mode >> 1; /* rows: the row-block path (scratch) */
                 memcpy(yr, y, (size_t)M * ldy * sizeof *yr);
-                kd_matmul_kn(p, y, ldy, x, ldx, W, acc ? NULL : b, M, K, N, acc);
+                kd_matmul_kn(p, y, ldy, x, ldx, W, acc ? NULL : b, M, K, N, acc, rows ? scratch : NULL, rows ? ns : 0);
                 kd_ref_matmul_kn(yr, ldy, x, ldx, W, acc ? NULL : b, M, K, N, acc);
                 for (int m = 0; m < M; m++)
                     for (int n = 0; n < N; n++)
                         if (fabsf(y[(size_t)m * ldy + n] - yr[(size_t)m * ldy + n]) > 1e-4f * (1.0f + sqrtf((float)K)))
-                            fail_msg("kn M%d K%d N%d acc%d threads %d: [%d,%d] %g vs %g", M, K, N, acc, threads[ti], m,
-                                     n, y[(size_t)m * ldy + n], yr[(size_t)m * ldy + n]);
+                            fail_msg("kn M%d K%d N%d mode %d threads %d: [%d,%d] %g vs %g", M, K, N, mode, threads[ti],
+                                     m, n, y[(size_t)m * ldy + n], yr[(size_t)m * ldy + n]);
                 /* the padding between rows is untouched */
                 for (int m = 0; m < M; m++)
                     for (size_t n = (size_t)N; n < ldy; n++)
                         assert_true(y[(size_t)m * ldy + n] == yr[(size_t)m * ldy + n]);
             }
-            free(x), free(W), free(b), free(y), free(yr);
+            free(x), free(W), free(b), free(y), free(yr), free(scratch);
         }
         kd_pool_free(p);
     }
+}
+
+/* The row-block path gives bitwise the same result on every run (partials added in block
+ * order, whichever thread computed them). */
+static void matmul_kn_row_blocks_are_bitwise_reproducible(void **state)
+{
+    (void)state;
+    kd_pool *p;
+    mcli_err err;
+    assert_int_equal(kd_pool_new(2, &p, &err), MCLI_OK);
+    const int M = 1, K = 768, N = 2304;
+    float *x = rnd(K), *W = rnd((size_t)K * N), *b = rnd(N);
+    float *y0 = malloc(N * sizeof *y0), *y1 = malloc(N * sizeof *y1);
+    const size_t ns = kd_matmul_kn_scratch(p, M, N);
+    float *scratch = malloc(ns * sizeof *scratch);
+    kd_matmul_kn(p, y0, N, x, K, W, b, M, K, N, 0, scratch, ns);
+    for (int rep = 0; rep < 50; rep++) {
+        kd_matmul_kn(p, y1, N, x, K, W, b, M, K, N, 0, scratch, ns);
+        assert_memory_equal(y0, y1, N * sizeof *y0);
+    }
+    free(x), free(W), free(b), free(y0), free(y1), free(scratch);
+    kd_pool_free(p);
 }
 
 static void matmul_nk_matches_reference_on_odd_shapes(void **state)
@@ -221,6 +246,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matmul_kn_matches_reference_on_odd_shapes),
+        cmocka_unit_test(matmul_kn_row_blocks_are_bitwise_reproducible),
         cmocka_unit_test(matmul_nk_matches_reference_on_odd_shapes),
         cmocka_unit_test(gelu_new_softmax_layernorm_match_libm),
         cmocka_unit_test(pool_runs_each_chunk_exactly_once_per_job),
