@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "engine/gpt2.h"
+#include "engine/kernels.h"
 #include "engine/kernels_decode.h"
 #include "engine/model_internal.h"
 
@@ -165,7 +166,7 @@ static void read_task(void *ctx, int chunk, int ith)
     (void)ith;
     bw_job *j = ctx;
     size_t c0 = j->n * (size_t)chunk / BW_CHUNKS, c1 = j->n * (size_t)(chunk + 1) / BW_CHUNKS;
-    j->sums[chunk] = kd_dot(j->r + c0, j->r + c0, (int)(c1 - c0));
+    j->sums[chunk] = kern_dot(j->r + c0, j->r + c0, (int)(c1 - c0));
 }
 
 static void measure_bandwidth(kd_pool *pool, double *triad_gbs, double *read_gbs)

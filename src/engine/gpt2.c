@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/kernels.h"
 #include "engine/kernels_decode.h"
 #include "tokenizers/tokenizer.h"
 
@@ -314,6 +315,13 @@ typedef struct {
 
 /* Chunk idx = (row r, head h): att[r, h*hd:(h+1)*hd] = softmax(q k^T / sqrt(hd)) v over
  * positions 0..pos[r] of row r's cache; sc is thread ith's scratch row. */
+/* out (C) = LayerNorm(x (C)) with gain w and shift b; x is kept (it is the residual stream). */
+static void gpt2_layernorm(float *out, const float *x, const float *w, const float *b, int C, float eps)
+{
+    memcpy(out, x, (size_t)C * sizeof *out);
+    kern_add_layernorm(out, (size_t)C, NULL, w, b, 1, C, eps);
+}
+
 static void attn_task(void *ctx, int idx, int ith)
 {
     const attn_job *j = ctx;
@@ -327,12 +335,12 @@ static void attn_task(void *ctx, int idx, int ith)
     const float *Vc = cache_at(j->st[r], j->layer, 1, h);
     const int n = j->pos[r] + 1;
     for (int t = 0; t < n; t++)
-        sc[t] = kd_dot(q, K + (size_t)t * hd, hd) * scale;
-    kd_softmax(sc, n);
+        sc[t] = kern_dot(q, K + (size_t)t * hd, hd) * scale;
+    kern_softmax_rows(sc, (size_t)n, 1, n);
     float *o = j->att + (size_t)r * C + (size_t)h * hd;
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int t = 0; t < n; t++)
-        kd_axpy(o, sc[t], Vc + (size_t)t * hd, hd);
+        kern_axpy(o, sc[t], Vc + (size_t)t * hd, hd);
 }
 
 /* Runs R rows described by scratch->row_st/row_pos/row_out and ids; `sc` is the state whose
@@ -349,7 +357,7 @@ static void forward_rows(const gpt2_model *g, gpt2_state *sc, const int32_t *ids
     for (int l = 0; l < g->L; l++) {
         const gpt2_layer *y = &g->layers[l];
         for (int r = 0; r < R; r++)
-            kd_layernorm(sc->h + (size_t)r * C, sc->x + (size_t)r * C, y->ln_1_w, y->ln_1_b, C, g->eps);
+            gpt2_layernorm(sc->h + (size_t)r * C, sc->x + (size_t)r * C, y->ln_1_w, y->ln_1_b, C, g->eps);
         linear(g, sc, sc->qkv, sc->h, y->attn_w, y->attn_b, R, C, 3 * C, 0);
         for (int r = 0; r < R; r++) {
             const float *qkv = sc->qkv + (size_t)r * 3 * C;
@@ -364,9 +372,9 @@ static void forward_rows(const gpt2_model *g, gpt2_state *sc, const int32_t *ids
         kd_pool_run(g->pool, R * g->H, attn_task, &aj);
         linear(g, sc, sc->x, sc->att, y->aproj_w, y->aproj_b, R, C, C, 1);
         for (int r = 0; r < R; r++)
-            kd_layernorm(sc->h + (size_t)r * C, sc->x + (size_t)r * C, y->ln_2_w, y->ln_2_b, C, g->eps);
+            gpt2_layernorm(sc->h + (size_t)r * C, sc->x + (size_t)r * C, y->ln_2_w, y->ln_2_b, C, g->eps);
         linear(g, sc, sc->ff, sc->h, y->fc_w, y->fc_b, R, C, F, 0);
-        kd_gelu_new(sc->ff, (size_t)R * F);
+        kern_bias_act(sc->ff, (size_t)F, NULL, R, F, KERN_ACT_GELU_TANH);
         linear(g, sc, sc->x, sc->ff, y->mproj_w, y->mproj_b, R, F, C, 1);
     }
     /* Final layer norm and LM head only for the rows that want logits. */
@@ -374,7 +382,7 @@ static void forward_rows(const gpt2_model *g, gpt2_state *sc, const int32_t *ids
     for (int r = 0; r < R; r++) {
         if (!sc->row_out[r])
             continue;
-        kd_layernorm(sc->h + (size_t)M * C, sc->x + (size_t)r * C, g->ln_f_w, g->ln_f_b, C, g->eps);
+        gpt2_layernorm(sc->h + (size_t)M * C, sc->x + (size_t)r * C, g->ln_f_w, g->ln_f_b, C, g->eps);
         sc->lm_out[M++] = sc->row_out[r];
     }
     if (M > 0 && g->stream_rows > 0)

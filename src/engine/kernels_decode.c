@@ -1,5 +1,6 @@
 /* kernels_decode.c - see kernels_decode.h. AVX2+FMA paths with plain C fallbacks. */
 #include "engine/kernels_decode.h"
+#include "engine/kernels.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -242,65 +243,8 @@ static inline float hsum256(__m256 v)
     return _mm_cvtss_f32(lo);
 }
 
-static inline float hmax256(__m256 v)
-{
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
 /* e^x, relative error ~2e-7 on [-87, 88]; clamps outside (so exp(-inf) -> ~1e-38, not 0). */
-static inline __m256 exp256(__m256 x)
-{
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 q = _mm256_set1_ps(1.0f / 5040.0f);
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 720.0f));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 120.0f));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 24.0f));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 6.0f));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(0.5f));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f));
-    q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(q, _mm256_castsi256_ps(e));
-}
 #endif
-
-float kd_dot(const float *a, const float *b, int n)
-{
-    int i = 0;
-    float s = 0.0f;
-#if KD_AVX2
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
-    }
-    for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
-    s = hsum256(_mm256_add_ps(a0, a1));
-#endif
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-void kd_axpy(float *y, float a, const float *x, int n)
-{
-    int i = 0;
-#if KD_AVX2
-    __m256 va = _mm256_set1_ps(a);
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-#endif
-    for (; i < n; i++)
-        y[i] += a * x[i];
-}
 
 /* ------------------------------------------------------------------------------------------
  * y[M,N] (+)= x[M,K] @ W[K,N] + b
@@ -354,7 +298,7 @@ static void kn_accum(float *y, size_t ldy, const float *x, size_t ldx, const flo
     for (; k < k1; k++) {
         const float *w0 = W + (size_t)k * N;
         for (int m = 0; m < M; m++)
-            kd_axpy(y + (size_t)m * ldy + n0, x[(size_t)m * ldx + k], w0 + n0, n1 - n0);
+            kern_axpy(y + (size_t)m * ldy + n0, x[(size_t)m * ldx + k], w0 + n0, n1 - n0);
     }
 }
 
@@ -421,9 +365,9 @@ void kd_matmul_kn(kd_pool *p, float *y, size_t ldy, const float *x, size_t ldx, 
             if (!accumulate)
                 memset(ym, 0, (size_t)N * sizeof(float));
             if (b)
-                kd_axpy(ym, 1.0f, b, N);
+                kern_axpy(ym, 1.0f, b, N);
             for (int c = 0; c < n_k; c++)
-                kd_axpy(ym, 1.0f, scratch + ((size_t)c * M + (size_t)m) * (size_t)N, N);
+                kern_axpy(ym, 1.0f, scratch + ((size_t)c * M + (size_t)m) * (size_t)N, N);
         }
         return;
     }
@@ -492,7 +436,7 @@ static void nk_task(void *ctx, int chunk, int ith)
 #endif
     for (; r < r1; r++)
         for (int m = 0; m < j->M; m++)
-            j->y[m][r] = kd_dot(j->x + (size_t)m * j->ldx, j->E + (size_t)r * K, K);
+            j->y[m][r] = kern_dot(j->x + (size_t)m * j->ldx, j->E + (size_t)r * K, K);
 }
 
 void kd_matmul_nk(kd_pool *p, float *const *y, const float *x, size_t ldx, const float *E, int M, int K, int N)
@@ -516,101 +460,3 @@ void kd_ref_matmul_nk(float *const *y, const float *x, size_t ldx, const float *
 /* ------------------------------------------------------------------------------------------
  * Row kernels
  * ------------------------------------------------------------------------------------------ */
-void kd_layernorm(float *out, const float *x, const float *g, const float *b, int n, float eps)
-{
-    int i = 0;
-    float sum = 0.0f;
-#if KD_AVX2
-    __m256 vs = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8)
-        vs = _mm256_add_ps(vs, _mm256_loadu_ps(x + i));
-    sum = hsum256(vs);
-#endif
-    for (; i < n; i++)
-        sum += x[i];
-    const float mean = sum / (float)n;
-    float var = 0.0f;
-    i = 0;
-#if KD_AVX2
-    __m256 vm = _mm256_set1_ps(mean), vv = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
-        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
-        vv = _mm256_fmadd_ps(d, d, vv);
-    }
-    var = hsum256(vv);
-#endif
-    for (; i < n; i++)
-        var += (x[i] - mean) * (x[i] - mean);
-    const float rstd = 1.0f / sqrtf(var / (float)n + eps);
-    i = 0;
-#if KD_AVX2
-    __m256 vr = _mm256_set1_ps(rstd);
-    for (; i + 8 <= n; i += 8) {
-        __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vr);
-        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(d, _mm256_loadu_ps(g + i), _mm256_loadu_ps(b + i)));
-    }
-#endif
-    for (; i < n; i++)
-        out[i] = (x[i] - mean) * rstd * g[i] + b[i];
-}
-
-/* gelu_new(x) = 0.5 x (1 + tanh(u)) = x * sigmoid(2u) = x / (1 + e^(-2u)),
- * u = sqrt(2/pi) (x + 0.044715 x^3). */
-void kd_gelu_new(float *x, size_t n)
-{
-    size_t i = 0;
-#if KD_AVX2
-    const __m256 c0 = _mm256_set1_ps(-2.0f * 0.7978845608028654f);
-    const __m256 c1 = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
-        __m256 u = _mm256_mul_ps(c0, _mm256_fmadd_ps(c1, v3, v));
-        _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, exp256(u))));
-    }
-#endif
-    for (; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-    }
-}
-
-void kd_ref_gelu_new(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        double v = x[i];
-        x[i] = (float)(0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
-    }
-}
-
-void kd_softmax(float *x, int n)
-{
-    int i = 0;
-    float mx = -INFINITY;
-#if KD_AVX2
-    __m256 vm = _mm256_set1_ps(-INFINITY);
-    for (; i + 8 <= n; i += 8)
-        vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
-    mx = hmax256(vm);
-#endif
-    for (; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
-    float sum = 0.0f;
-    i = 0;
-#if KD_AVX2
-    __m256 vmx = _mm256_set1_ps(mx), vs = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
-        _mm256_storeu_ps(x + i, e);
-        vs = _mm256_add_ps(vs, e);
-    }
-    sum = hsum256(vs);
-#endif
-    for (; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    const float inv = 1.0f / sum;
-    for (i = 0; i < n; i++)
-        x[i] *= inv;
-}

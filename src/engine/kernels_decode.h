@@ -66,21 +66,7 @@ void kd_ref_matmul_kn(float *y, size_t ldy, const float *x, size_t ldx, const fl
                       int K, int N, int accumulate);
 void kd_ref_matmul_nk(float *const *y, const float *x, size_t ldx, const float *E, int M, int K, int N);
 
-/* ---- element-wise and row kernels (single thread) ---- */
-
-/* out[n] = (x - mean) / sqrt(var + eps) * g + b, var biased, as torch.nn.LayerNorm. */
-void kd_layernorm(float *out, const float *x, const float *g, const float *b, int n, float eps);
-
-/* x[n] = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (transformers' gelu_new), in place. */
-void kd_gelu_new(float *x, size_t n);
-void kd_ref_gelu_new(float *x, size_t n);
-
-/* x[n] = softmax(x) in place; returns nothing, x must have n >= 1. */
-void kd_softmax(float *x, int n);
-
-/* dot(a[n], b[n]) */
-float kd_dot(const float *a, const float *b, int n);
-/* y[n] += a * x[n] */
-void kd_axpy(float *y, float a, const float *x, int n);
+/* Element-wise and row kernels (layer norm, gelu_new, softmax, dot, axpy) are the encoder's, in
+ * kernels.h: one implementation of each op for the whole engine. */
 
 #endif
