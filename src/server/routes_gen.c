@@ -50,9 +50,14 @@ mcli_status gen_read_params(json_t *o, const char *where, const gen_names *names
             return st;
         do_sample_given = true;
     }
+    /* llama.cpp's ignore_eos: generate exactly the token limit (benchmarks, fixed-length output). */
+    bool ignore_eos = false;
+    if (json_object_get(o, "ignore_eos") && (st = jf_bool(o, where, "ignore_eos", &ignore_eos, err)) != MCLI_OK)
+        return st;
     if ((st = jf_stop(o, where, "stop", job, err)) != MCLI_OK)
         return st;
     mcli_gen_params *p = &job->params;
+    p->ignore_eos = ignore_eos;
     /* -1 (Ollama: "until the context is full") -> the whole remaining context. */
     p->max_new_tokens = max_new < 0 ? (1 << 20) : (int)max_new;
     p->temperature = (float)temperature;
