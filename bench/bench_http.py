@@ -110,6 +110,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--work", default="/tmp/mcli-bench-http")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=os.path.join(SOURCE, "bench", "results"),
+                    help="directory for http-<time>.json (every row, with its wrk command)")
     a = ap.parse_args()
     ensure_models(a.work)
     bert = f"bert-tiny={a.work}/bert-tiny"
@@ -163,6 +165,14 @@ def main():
         off32 = pick(rnd, "POST /api/embed bert-tiny", 32, "batching off")["rps"]
         print(f"| {rnd + 1} | {on32 / on1:.2f}x | {on32 / off32:.2f}x |")
     print()
+    os.makedirs(a.out, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = os.path.join(a.out, f"http-{stamp}.json")
+    with open(path, "w") as f:
+        json.dump({"when_utc": stamp, "load_average": os.getloadavg(), "duration_s": a.duration,
+                   "rows": [{"round": rnd + 1, "test": name, "connections": c, "variant": var, **r}
+                            for rnd, name, c, var, r in rows]}, f, indent=1)
+    print(f"wrote {path}", file=sys.stderr)
     seen = set()
     for rnd, name, c, var, r in rows:
         key = (name, c, var)
