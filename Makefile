@@ -48,7 +48,9 @@ format:
 	clang-format -i $$(find src tests bench -name '*.[ch]')
 
 bench: build
+	@scripts/install-deps.sh --bench
 	/usr/bin/python3 bench/run.py
+	/usr/bin/python3 bench/bench_http.py --mcli $(BUILD)/mcli
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mcli needs to build and test, and only those missing.
 # Idempotent: a second run installs nothing. Works as root, uses sudo otherwise.
-# Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite needs)
+# Usage: scripts/install-deps.sh [--test | --bench]
+#   --test adds what the test suite needs, --bench what bench/ needs.
 set -euo pipefail
 
 build_pkgs=(
@@ -11,14 +12,21 @@ build_pkgs=(
   libsqlite3-dev libssl-dev libminizip-dev
 )
 test_pkgs=(
-  libcmocka-dev python3 python3-pytest python3-requests
+  libcmocka-dev python3 python3-pytest python3-requests python3-numpy
   cppcheck clang libclang-rt-dev
+)
+# bench/ writes random-weight models with torch and load-tests the server with wrk.
+bench_pkgs=(
+  python3 python3-torch python3-numpy wrk
 )
 
 want=("${build_pkgs[@]}")
-if [[ "${1:-}" == "--test" ]]; then
-  want+=("${test_pkgs[@]}")
-fi
+case "${1:-}" in
+  --test) want+=("${test_pkgs[@]}") ;;
+  --bench) want+=("${bench_pkgs[@]}") ;;
+  "") ;;
+  *) echo "install-deps: unknown option '$1' (use --test or --bench)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do

@@ -216,8 +216,9 @@ static mcli_status model_hash_files(srv_model *m, mcli_err *err)
     return st;
 }
 
-/* The served name: the manifest's repo, else the path below models_dir ("org/name"), else the
- * directory's base name. */
+/* The served name: the manifest's repo, else the path below models_dir/lightweight ("org/name", the
+ * download layout), else the directory's base name (so models/bundled/X is served as X wherever
+ * models_dir is). */
 static char *derive_name(const server *s, const char *dir)
 {
     hub_manifest man;
@@ -229,8 +230,10 @@ static char *derive_name(const server *s, const char *dir)
         if (name)
             return name;
     }
-    char real_dir[4096], real_models[4096];
-    if (s->models_dir[0] && realpath(dir, real_dir) && realpath(s->models_dir, real_models)) {
+    char real_dir[4096], real_models[4096], lightweight[4096];
+    int ln = snprintf(lightweight, sizeof lightweight, "%s/lightweight", s->models_dir);
+    if (s->models_dir[0] && ln > 0 && (size_t)ln < sizeof lightweight && realpath(dir, real_dir) &&
+        realpath(lightweight, real_models)) {
         size_t n = strlen(real_models);
         if (strncmp(real_dir, real_models, n) == 0 && real_dir[n] == '/' && real_dir[n + 1])
             return strdup(real_dir + n + 1);

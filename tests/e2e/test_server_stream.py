@@ -120,10 +120,13 @@ def test_sigterm_lets_an_in_flight_request_finish(slow_dir):
     assert result["r"].json()["eval_count"] == 16
 
 
-def test_sigterm_cancels_long_requests_after_the_grace_period(slow_dir):
-    s = Server([f"{SLOW}={slow_dir}"], extra=["--grace", "1"])
+def test_sigterm_cancels_long_requests_after_the_grace_period(tmp_path):
+    # A context long enough that no machine finishes it within the 1 s grace period (the 4096-token
+    # model of the other tests can: ~0.9 s on a quiet machine): attention over 32k positions.
+    very_slow = make_slow_gpt2(str(tmp_path / "very-slow-gpt2"), n_pos=32768, hidden=256)
+    s = Server([f"{SLOW}={very_slow}"], extra=["--grace", "1"])
     r = requests.post(s.url("/api/generate"), json={"model": SLOW, "prompt": "x",
-                                                    "options": {"num_predict": 4000}}, stream=True, timeout=30)
+                                                    "options": {"num_predict": 32000}}, stream=True, timeout=30)
     it = r.iter_lines()
     next(it)
     t0 = time.time()
