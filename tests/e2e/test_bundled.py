@@ -84,3 +84,21 @@ def test_classifier_accuracy_on_the_heldout_sample_matches_the_card(quickstart_s
     # The card reports 98.9 % on all 1451 held-out texts; on this 200-text sample, 95 % is ~3 standard
     # errors below that; the majority-class baseline is 20 %.
     assert accuracy >= 0.95, accuracy
+
+
+def test_bundled_models_keep_their_names_when_models_dir_holds_them(tmp_path):
+    """`make serve` from the repository root uses ./models, which contains models/bundled/: the served
+    names must still be the bundled models' own (regression: they were served as "bundled/<name>")."""
+    port = free_port()
+    env = dict(os.environ)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    proc = subprocess.Popen([MCLI, "lightweight", "--start-server", "--port", str(port), "--models-dir",
+                             os.path.join(SOURCE_DIR, "models")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, proc, timeout=60)
+        names = sorted(m["name"] for m in requests.get(f"http://127.0.0.1:{port}/models", timeout=10).json()["models"])
+        assert names == [GEN, CLS]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
