@@ -21,6 +21,7 @@
 #include "engine/gpt2.h"
 #include "engine/model_internal.h"
 #include "engine/sampler.h"
+#include "util/buf.h"
 
 #define GEN_MAX_STOP 16
 #define GEN_MAX_STOP_LEN 256
@@ -213,19 +214,8 @@ void engine_gen_cancel(mcli_gen *g)
 
 static mcli_status text_append(mcli_gen *g, const char *s, size_t len, mcli_err *err)
 {
-    if (g->text_len + len + 1 > g->text_cap) {
-        size_t cap = g->text_cap;
-        while (g->text_len + len + 1 > cap)
-            cap *= 2;
-        char *t = realloc(g->text, cap);
-        if (!t)
-            return mcli_fail(err, MCLI_ERR_NOMEM, "generation: out of memory for %zu bytes of text", cap);
-        g->text = t;
-        g->text_cap = cap;
-    }
-    memcpy(g->text + g->text_len, s, len);
-    g->text_len += len;
-    g->text[g->text_len] = '\0';
+    if (buf_append(&g->text, &g->text_len, &g->text_cap, 0, s, len) != MCLI_OK)
+        return mcli_fail(err, MCLI_ERR_NOMEM, "generation: out of memory for %zu bytes of text", g->text_len + len);
     return MCLI_OK;
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/buf.h"
 
 #define SCHED_MAX_WORKERS 16
 #define SCHED_MAX_ACTIVE 64   /* engine_gen_step's limit (GPT2_MAX_ROWS) */
@@ -357,20 +358,7 @@ done:
 /* Appends a released piece to job->text; false when out of memory. */
 static bool text_append(sched_job *job, const char *piece, size_t len)
 {
-    if (job->text_len + len + 1 > job->text_cap) {
-        size_t cap = job->text_cap ? job->text_cap : 256;
-        while (job->text_len + len + 1 > cap)
-            cap *= 2;
-        char *grown = realloc(job->text, cap);
-        if (!grown)
-            return false;
-        job->text = grown;
-        job->text_cap = cap;
-    }
-    memcpy(job->text + job->text_len, piece, len);
-    job->text_len += len;
-    job->text[job->text_len] = '\0';
-    return true;
+    return buf_append(&job->text, &job->text_len, &job->text_cap, 0, piece, len) == MCLI_OK;
 }
 
 static int gen_token_cb(void *user, int32_t id, const char *piece, size_t len)

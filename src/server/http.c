@@ -19,6 +19,7 @@
 #include "hub/manifest.h"
 #include "server/server_internal.h"
 #include "util/log.h"
+#include "util/buf.h"
 
 #define STREAM_BUF_MAX (1024 * 1024) /* bytes a stream may fall behind before it is dropped */
 #define ALIVE_CHECK_MS 20.0
@@ -949,21 +950,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             r->body_len = r->body_cap = 0;
             return MHD_YES;
         }
-        if (r->body_len + n + 1 > r->body_cap) {
-            size_t cap = r->body_cap ? r->body_cap : 1024;
-            while (cap < r->body_len + n + 1)
-                cap *= 2;
-            if (cap > s->opts.max_body + 1)
-                cap = s->opts.max_body + 1;
-            char *grown = realloc(r->body, cap);
-            if (!grown)
-                return MHD_NO;
-            r->body = grown;
-            r->body_cap = cap;
-        }
-        memcpy(r->body + r->body_len, upload_data, n);
-        r->body_len += n;
-        r->body[r->body_len] = '\0';
+        if (buf_append(&r->body, &r->body_len, &r->body_cap, s->opts.max_body, upload_data, n) != MCLI_OK)
+            return MHD_NO;
         return MHD_YES;
     }
     if (r->phase == PH_WAIT) {

@@ -22,6 +22,7 @@
 
 #include "server/service_internal.h"
 #include "util/log.h"
+#include "util/buf.h"
 
 #define SVC_CONN_LIMIT 128
 #define SVC_CONN_TIMEOUT_S 120
@@ -48,28 +49,11 @@ static double mono_ms(void)
 
 static bool append_body(conn_state *cs, const char *data, size_t n)
 {
-    if (cs->too_large || n > SERVICE_MAX_BODY - cs->len) {
+    mcli_status st = cs->too_large ? MCLI_ERR_TOO_LARGE
+                                   : buf_append(&cs->body, &cs->len, &cs->cap, SERVICE_MAX_BODY, data, n);
+    if (st != MCLI_OK)
         cs->too_large = true;
-        return false;
-    }
-    if (cs->len + n + 1 > cs->cap) {
-        size_t ncap = cs->cap ? cs->cap : 1024;
-        while (ncap < cs->len + n + 1)
-            ncap *= 2;
-        if (ncap > SERVICE_MAX_BODY + 1)
-            ncap = SERVICE_MAX_BODY + 1;
-        char *p = realloc(cs->body, ncap);
-        if (!p) {
-            cs->too_large = true;
-            return false;
-        }
-        cs->body = p;
-        cs->cap = ncap;
-    }
-    memcpy(cs->body + cs->len, data, n);
-    cs->len += n;
-    cs->body[cs->len] = '\0';
-    return true;
+    return st == MCLI_OK;
 }
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)

@@ -19,6 +19,7 @@
 #include "tokenizers/tokenizer_impl.h"
 #include "tokenizers/unicode.h"
 #include "util/log.h"
+#include "util/buf.h"
 
 #define DECODE_MAX_BYTES (64u << 20)
 
@@ -54,22 +55,7 @@ typedef struct {
 
 static bool dbuf_put(dbuf *b, const void *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        if (b->n + n + 1 > DECODE_MAX_BYTES)
-            return false;
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *p = realloc(b->p, nc);
-        if (!p)
-            return false;
-        b->p = p;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return true;
+    return buf_append(&b->p, &b->n, &b->cap, DECODE_MAX_BYTES - 1, s, n) == MCLI_OK;
 }
 
 mcli_status tok_read_file(const char *path, size_t max, char **buf, size_t *len, mcli_err *err)
