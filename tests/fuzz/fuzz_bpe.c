@@ -6,7 +6,7 @@
  *   first byte % 3 == 2: the rest is a tokenizer.json.
  * Build (from the repository root) and run:
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -DMCLI_VERSION=\"fuzz\" -fsanitize=fuzzer,address,undefined -Isrc
- * tests/fuzz/fuzz_bpe.c src/tokenizers/[a-z]*.c src/util/status.c src/util/log.c $(pkg-config --cflags --libs
+ * tests/fuzz/fuzz_bpe.c src/tokenizers/[a-z]*.c src/util/*.c $(pkg-config --cflags --libs
  * jansson libutf8proc libpcre2-8) -lm -lpthread -o build-fuzz/fuzz_bpe MCLI_SHARED=../shared
  * build-fuzz/fuzz_bpe -max_total_time=60 -max_len=4096
  */

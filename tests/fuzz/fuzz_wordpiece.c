@@ -6,7 +6,7 @@
  *                    temporary directory, then used on a fixed text.
  * Build (from the repository root) and run:
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -DMCLI_VERSION=\"fuzz\" -fsanitize=fuzzer,address,undefined -Isrc
- * tests/fuzz/fuzz_wordpiece.c src/tokenizers/[a-z]*.c src/util/status.c src/util/log.c $(pkg-config --cflags
+ * tests/fuzz/fuzz_wordpiece.c src/tokenizers/[a-z]*.c src/util/*.c $(pkg-config --cflags
  * --libs jansson libutf8proc libpcre2-8) -lm -lpthread -o build-fuzz/fuzz_wordpiece MCLI_SHARED=../shared
  * build-fuzz/fuzz_wordpiece -max_total_time=60 -max_len=4096
  */

@@ -19,10 +19,10 @@ mkdir -p "$OUT"
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -DMCLI_VERSION=\"fuzz\" -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=undefined -I$ROOT/src $(pkg-config --cflags jansson minizip)"
 LIBS="$(pkg-config --libs jansson minizip) -lm -lpthread"
-SRCS="$ROOT/src/formats/*.c $ROOT/src/util/status.c $ROOT/src/util/log.c"
+SRCS="$ROOT/src/formats/*.c $ROOT/src/util/*.c"
 TOK_CFLAGS="$(pkg-config --cflags libutf8proc libpcre2-8)"
 TOK_LIBS="$(pkg-config --libs jansson libutf8proc libpcre2-8) -lm -lpthread"
-TOK_SRCS="$ROOT/src/tokenizers/*.c $ROOT/src/util/status.c $ROOT/src/util/log.c"
+TOK_SRCS="$ROOT/src/tokenizers/*.c $ROOT/src/util/*.c"
 
 # Seeds: the safetensors fixtures as they are; for the unpickler, every data.pkl of the zip
 # fixtures and the object pickle of the legacy ones (plain python3, no torch needed).
